@@ -1,0 +1,1 @@
+"""Plain PyTorch / numpy references: the executable spec every fast backend is tested against."""
