@@ -1,0 +1,161 @@
+"""Inference, detection and evaluation of a trained network on a dataset split.
+
+- :func:`infer_videos`: full-length forward pass per video (``model.eval()``, no grad) ->
+  attention A, raw class activations S and S_hat = S * A (DESIGN.md: literally).
+- :func:`detect`: ``himnet_fast.postprocess.detect_videos`` on (A, S_hat) -> per video rows
+  (class, start_s, end_s, score).
+- :func:`evaluate`: mAP per tIoU (official ActivityNet algorithm), snippet accuracy, and how
+  strongly the network fires on classes absent from a video.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from himnet_fast.config import DetectSettings, RunConfig
+from himnet_fast.reference.losses import topk_k, topk_mean, video_scores
+
+
+@dataclass
+class VideoOutput:
+    """Network outputs of one video: ``attention`` (T,), ``cas`` = S (T, C+1) and
+    ``cas_hat`` = S_hat = S * A (T, C+1), all float32 numpy arrays."""
+
+    name: str
+    attention: np.ndarray
+    cas: np.ndarray
+    cas_hat: np.ndarray
+
+    @property
+    def background(self) -> np.ndarray:
+        """B_bg: softmax over the C+1 classes of S, background column (T,)."""
+        s = self.cas - self.cas.max(axis=1, keepdims=True)
+        p = np.exp(s)
+        return p[:, -1] / p.sum(axis=1)
+
+    def video_scores(self, r: int) -> np.ndarray:
+        """Eq. 2 at inference: softmax over C+1 of the top-k mean of S_hat, k = max(1, T // r)."""
+        S_hat = torch.from_numpy(self.cas_hat)[None]
+        return video_scores(topk_mean(S_hat, topk_k(S_hat.shape[1], r)))[0].numpy()
+
+
+@torch.no_grad()
+def infer_videos(model: torch.nn.Module, dataset, indices: Sequence[int], device: torch.device,
+                 progress: bool = False) -> list[VideoOutput]:
+    """Run ``model`` on the full length of every video in ``indices``, one at a time (no
+    padding, so top-k and the convolutions see exactly the video)."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        for i in tqdm(indices, desc="infer", unit="video", disable=not progress, leave=False):
+            X = torch.as_tensor(np.asarray(dataset.features(int(i)), dtype=np.float32))[None].to(device)
+            A, S, _ = model(X)
+            S_hat = S * A.unsqueeze(-1)
+            outputs.append(VideoOutput(dataset.names[int(i)], A[0].float().cpu().numpy(),
+                                       S[0].float().cpu().numpy(), S_hat[0].float().cpu().numpy()))
+    finally:
+        model.train(was_training)
+    return outputs
+
+
+def detection_config(settings: DetectSettings):
+    """The post-processing ``DetectionConfig`` for the run's detection settings."""
+    from himnet_fast.postprocess import DetectionConfig
+
+    return DetectionConfig(r=settings.infer_r, class_threshold=settings.class_threshold,
+                           oic_weight=settings.oic_weight, nms=settings.nms, iou_threshold=settings.iou_threshold,
+                           sigma=settings.sigma, max_per_video=settings.max_per_video)
+
+
+def detect(outputs: Sequence[VideoOutput], settings: DetectSettings, backend: Optional[str] = None) -> list[np.ndarray]:
+    """Detections of every video: (n_i, 4) rows (class, start_s, end_s, score)."""
+    from himnet_fast.postprocess import detect_videos
+
+    return detect_videos([o.attention for o in outputs], [o.cas_hat for o in outputs], detection_config(settings),
+                         backend=backend or settings.post_backend)
+
+
+def results_json(dataset, outputs: Sequence[VideoOutput], detections: Sequence[np.ndarray]) -> dict:
+    """Detections in the ActivityNet results format."""
+    from himnet_fast.postprocess import to_results_json
+
+    return to_results_json([o.name for o in outputs], list(detections), list(dataset.classlist))
+
+
+def tious_for(dataset_name: str) -> np.ndarray:
+    """The tIoU thresholds of the benchmark: THUMOS14 0.1:0.1:0.7, ActivityNet1.3 0.5:0.05:0.95."""
+    from himnet_fast.evaluation import ANET_TIOUS, THUMOS14_TIOUS
+
+    return np.asarray(ANET_TIOUS if dataset_name == "anet13" else THUMOS14_TIOUS, dtype=np.float64)
+
+
+def summary_ranges(dataset_name: str) -> list[tuple[float, float]]:
+    """The averaged tIoU ranges reported in the paper's tables (Table 1 / Table 2)."""
+    return [(0.5, 0.95)] if dataset_name == "anet13" else [(0.1, 0.5), (0.1, 0.7)]
+
+
+def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: int) -> dict:
+    """How strongly the network fires on classes a video does not contain.
+
+    ``labels``: (N, C) multi-hot of the same videos. Returns means over videos (with at
+    least one absent class) of the largest video score (Eq. 2) and of the largest snippet
+    probability (softmax over C+1 of S) among the absent classes.
+    """
+    video_max, snippet_max = [], []
+    for out, y in zip(outputs, labels):
+        absent = ~np.asarray(y, dtype=bool)
+        if not absent.any():
+            continue
+        video_max.append(float(out.video_scores(r)[:-1][absent].max()))
+        s = out.cas - out.cas.max(axis=1, keepdims=True)
+        p = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
+        snippet_max.append(float(p[:, :-1][:, absent].max()))
+    return {"absent_video_score": float(np.mean(video_max)) if video_max else 0.0,
+            "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
+
+
+def snippet_accuracy_of(dataset, indices: Sequence[int], outputs: Sequence[VideoOutput]) -> float:
+    """Table 3 "ACC": fraction of snippets whose argmax of S over C+1 is the ground-truth class
+    (background outside ground-truth segments)."""
+    from himnet_fast.evaluation import snippet_accuracy, snippet_targets
+
+    num_classes = len(dataset.classlist)
+    class_index = {c: j for j, c in enumerate(dataset.classlist)}
+    gt = dataset.ground_truth("test")["database"]
+    targets, preds = [], []
+    for i, out in zip(indices, outputs):
+        annotations = gt.get(out.name, {}).get("annotations", [])
+        targets.append(snippet_targets(annotations, len(out.cas), class_index, num_classes))
+        preds.append(out.cas.argmax(axis=1))
+    return float(snippet_accuracy(preds, targets))
+
+
+def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequence[VideoOutput],
+             detections: Sequence[np.ndarray], settings: DetectSettings) -> dict:
+    """Metrics of one evaluation: ``mAP`` (tIoU -> %), ``avg`` (the last summary range, %),
+    ``avg_<lo>_<hi>`` per summary range, ``snippet_accuracy`` (%), absent-class firing."""
+    from himnet_fast.evaluation import detection_map
+
+    tious = tious_for(dataset_name)
+    result = detection_map(dataset.ground_truth("test"), results_json(dataset, outputs, detections), tious)
+    metrics = {"mAP": {f"{t:.2f}": 100.0 * float(m) for t, m in zip(result.tious, result.mAP)}}
+    for lo, hi in summary_ranges(dataset_name):
+        metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))
+    metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
+    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, indices, outputs)
+    metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.infer_r))
+    return metrics
+
+
+def evaluate_model(model: torch.nn.Module, dataset, cfg: RunConfig, device: torch.device,
+                   progress: bool = False) -> tuple[dict, list[VideoOutput], list[np.ndarray]]:
+    """Infer, detect and evaluate ``model`` on the test split: (metrics, outputs, detections)."""
+    indices = list(dataset.test_indices)
+    outputs = infer_videos(model, dataset, indices, device, progress=progress)
+    detections = detect(outputs, cfg.detect)
+    return evaluate(dataset, cfg.data.dataset, indices, outputs, detections, cfg.detect), outputs, detections

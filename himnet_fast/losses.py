@@ -1,0 +1,80 @@
+"""The HiM-Net training objective (Eq. 11) as a module, with per-loss switches for ablations.
+
+MIL, CLL and SCL come from the fused op ``himnet_fast.ops.himnet_losses`` (Triton on CUDA,
+the reference on CPU); VCL, which needs the fused features X_hat, from the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from himnet_fast import ops
+from himnet_fast.ops._dispatch import BACKENDS
+from himnet_fast.reference.losses import SCL_VARIANTS, vcl_loss
+from himnet_fast.validation import check_choice, check_int, check_number
+
+LOSS_KEYS = ("mil", "cll", "vcl", "scl", "total")
+
+
+@dataclass
+class LossConfig:
+    """Weights and switches of L = L_MIL + L_CLL + lambda1 L_VCL + lambda2 L_SCL (Eq. 11).
+
+    ``scl_variant``: "self" (paper), "target" (target-centred U) or "none" (no uncertainty,
+    same as alpha = 0), the SCL rows of Table 4. ``num_pairs``: leading batch pairs for VCL.
+    """
+
+    lambda1: float = 1.0
+    lambda2: float = 0.01
+    alpha: float = 4.0
+    delta: float = 0.5
+    use_mil: bool = True
+    use_cll: bool = True
+    use_vcl: bool = True
+    use_scl: bool = True
+    scl_variant: str = "self"
+    backend: str = "auto"
+    num_pairs: int = 3
+
+    def __post_init__(self):
+        check_number("lambda1", self.lambda1, 0.0)
+        check_number("lambda2", self.lambda2, 0.0)
+        check_number("alpha", self.alpha, 0.0)
+        check_number("delta", self.delta)
+        check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_int("num_pairs", self.num_pairs, 0)
+        for name in ("use_mil", "use_cll", "use_vcl", "use_scl"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
+
+
+class HiMNetCriterion(nn.Module):
+    """Eq. 11 with switches.
+
+    forward(A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k: int)
+    -> {"mil", "cll", "vcl", "scl", "total"}: 0-D tensors; the terms are unweighted, a
+    disabled term is reported as 0 and left out of ``total``.
+    """
+
+    def __init__(self, cfg: LossConfig | None = None):
+        super().__init__()
+        self.cfg = cfg if cfg is not None else LossConfig()
+
+    def forward(self, A, S, X_hat, labels, k: int) -> dict[str, torch.Tensor]:
+        """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors."""
+        cfg = self.cfg
+        zero = S.new_zeros(())
+        out = dict.fromkeys(("mil", "cll", "vcl", "scl"), zero)
+        if cfg.use_mil or cfg.use_cll or cfg.use_scl:
+            # One fused call gives all three terms; disabled ones are dropped, not recomputed.
+            terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant, backend=cfg.backend)
+            for name in ("mil", "cll", "scl"):
+                if getattr(cfg, f"use_{name}"):
+                    out[name] = getattr(terms, name)
+        if cfg.use_vcl:
+            out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs)
+        out["total"] = out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
+        return out

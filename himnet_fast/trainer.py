@@ -1,0 +1,168 @@
+"""The training loop: model, Adam, the Eq. 11 criterion and the paired batch sampler.
+
+Determinism: every random source is owned and checkpointed — the global Python / numpy /
+torch generators (initialisation, dropout), the sampler's state and the numpy ``Generator``
+that draws training clips — so on the CPU a run resumed from a checkpoint reproduces the
+uninterrupted run bit for bit (same weights, same logged losses), for a fixed thread count.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
+from himnet_fast.config import RunConfig
+from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
+from himnet_fast.model import HiMNet
+from himnet_fast.reference.losses import topk_k
+
+EvalFn = Callable[["Trainer"], dict]
+CheckpointFn = Callable[["Trainer"], None]
+
+
+def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
+    """The network of ``cfg`` for features of ``feature_dim`` and ``num_classes`` classes."""
+    m = cfg.model
+    return HiMNet(feature_dim=feature_dim, hidden_dim=m.hidden_dim, num_classes=num_classes, dropout=m.dropout,
+                  attention_dim=m.attention_dim, attention_dropout=m.attention_dropout)
+
+
+def loss_config(cfg: RunConfig) -> LossConfig:
+    """The criterion's ``LossConfig`` from the run's loss settings."""
+    s = cfg.loss
+    return LossConfig(lambda1=s.lambda1, lambda2=s.lambda2, alpha=s.alpha, delta=s.delta, use_mil=s.mil,
+                      use_cll=s.cll, use_vcl=s.vcl, use_scl=s.scl, scl_variant=s.scl_variant,
+                      backend=s.loss_backend, num_pairs=cfg.data.num_pairs)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``; asking for CUDA where none is present is a ``ValueError``."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name!r} requested but no CUDA device is available (use --device cpu)")
+    return device
+
+
+class Trainer:
+    """Runs the paper's optimisation for ``cfg`` on ``dataset`` (a ``FeatureDataset``).
+
+    ``history`` logs every iteration's loss terms (``iteration``, ``mil``, ``cll``, ``vcl``,
+    ``scl``, ``total``: lists of floats); ``evaluations`` the periodic evaluation results.
+    """
+
+    def __init__(self, cfg: RunConfig, dataset):
+        from himnet_fast.data import PairBatchSampler
+
+        self.cfg = cfg
+        self.dataset = dataset
+        self.device = resolve_device(cfg.device)
+        seed_everything(cfg.seed)
+        self.model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
+                                          weight_decay=cfg.optim.weight_decay)
+        self.criterion = HiMNetCriterion(loss_config(cfg))
+        self.sampler = PairBatchSampler(dataset.labels, dataset.train_indices, batch_size=cfg.data.batch_size,
+                                        num_pairs=cfg.data.num_pairs, seed=cfg.seed)
+        self._batches = iter(self.sampler)
+        # Its own stream, independent of the sampler's (same seed, different spawn key).
+        self.clip_rng = np.random.default_rng([cfg.seed, 1])
+        self.k = topk_k(cfg.data.clip_len, cfg.data.topk_r)
+        self.iteration = 0
+        self.history: dict[str, list] = {key: [] for key in ("iteration",) + LOSS_KEYS}
+        self.evaluations: list[dict] = []
+
+    # ------------------------------------------------------------------ one step
+    def _next_indices(self) -> list:
+        try:
+            return next(self._batches)
+        except StopIteration:  # a finite epoch ended: start the next one
+            self._batches = iter(self.sampler)
+            return next(self._batches)
+
+    def step(self) -> dict[str, float]:
+        """One optimisation step on one batch; returns the (unweighted) loss terms."""
+        from himnet_fast.data import make_batch
+
+        self.model.train()
+        X, labels = make_batch(self.dataset, self._next_indices(), self.cfg.data.clip_len, self.clip_rng)
+        X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        A, S, X_hat = self.model(X)
+        terms = self.criterion(A, S, X_hat, labels, self.k)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizer.step()
+        self.iteration += 1
+        values = dict(zip(LOSS_KEYS, torch.stack([terms[key].detach() for key in LOSS_KEYS]).tolist()))
+        if not np.isfinite(values["total"]):
+            raise FloatingPointError(f"iteration {self.iteration}: the loss is not finite ({values}); "
+                                     f"lower --lr or check the features")
+        self.history["iteration"].append(self.iteration)
+        for key in LOSS_KEYS:
+            self.history[key].append(values[key])
+        return values
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, until: int, evaluate: Optional[EvalFn] = None, checkpoint: Optional[CheckpointFn] = None) -> None:
+        """Train until iteration ``until``. Every ``eval_every`` iterations (and at the end)
+        ``evaluate(self)`` runs and its result (a dict with at least ``avg``) is logged; every
+        ``ckpt_every`` iterations (and at the end) ``checkpoint(self)`` is called."""
+        sched = self.cfg.schedule
+        bar = tqdm(total=until, initial=self.iteration, desc="train", unit="it", disable=not sched.progress,
+                   dynamic_ncols=True)
+        try:
+            while self.iteration < until:
+                values = self.step()
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+                last = self.iteration == until
+                if evaluate is not None and (last or _due(self.iteration, sched.eval_every)):
+                    # Evaluation must not consume the training RNG streams.
+                    with torch.random.fork_rng(devices=[]):
+                        result = evaluate(self)
+                    self.evaluations.append({"iteration": self.iteration, **result})
+                    bar.write(f"iter {self.iteration}: " + ", ".join(
+                        f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)))
+                if checkpoint is not None and (last or _due(self.iteration, sched.ckpt_every)):
+                    checkpoint(self)
+        finally:
+            bar.close()
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit-exactly (the config included)."""
+        return {
+            "config": self.cfg.to_dict(),
+            "iteration": self.iteration,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "clip_rng": self.clip_rng.bit_generator.state,
+            "rng": rng_state(),
+            "history": self.history,
+            "evaluations": self.evaluations,
+            "feature_dim": self.dataset.feature_dim,
+            "classlist": list(self.dataset.classlist),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (e.g. from ``checkpoint.load_checkpoint``)."""
+        if list(state["classlist"]) != list(self.dataset.classlist) or state["feature_dim"] != self.dataset.feature_dim:
+            raise ValueError("--resume: the checkpoint was trained on another dataset "
+                             f"({len(state['classlist'])} classes, feature dim {state['feature_dim']}; this data: "
+                             f"{len(self.dataset.classlist)} classes, feature dim {self.dataset.feature_dim})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self._batches = iter(self.sampler)
+        self.clip_rng.bit_generator.state = state["clip_rng"]
+        set_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+        self.history = {key: list(values) for key, values in state["history"].items()}
+        self.evaluations = list(state["evaluations"])
+
+
+def _due(iteration: int, every: int) -> bool:
+    return every > 0 and iteration % every == 0

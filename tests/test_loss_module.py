@@ -1,0 +1,111 @@
+"""HiMNetCriterion / LossConfig: composition of Eq. 11, switches, SCL variants, config checks.
+
+The individual terms are verified by hand in test_reference_losses.py; here the module is
+compared to those reference terms (its job is to combine them)."""
+import math
+
+import pytest
+import torch
+
+from himnet_fast.losses import HiMNetCriterion, LossConfig
+from himnet_fast.reference import losses as R
+
+
+def batch(seed=0, B=6, T=7, C=3, D=5):
+    g = torch.Generator().manual_seed(seed)
+    S = torch.randn(B, T, C + 1, generator=g, dtype=torch.float64, requires_grad=True)
+    A = torch.rand(B, T, generator=g, dtype=torch.float64).requires_grad_()
+    X = torch.randn(B, T, D, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = (torch.rand(B, C, generator=g) < 0.5).double()
+    labels[:, 0] = 1.0  # every pair shares class 0, so VCL is active
+    return A, S, X, labels
+
+
+def reference_terms(A, S, X, labels, k, alpha=4.0, variant="self"):
+    terms = R.himnet_losses_reference(S, A, labels, k, alpha, variant)
+    return {"mil": terms.mil, "cll": terms.cll, "scl": terms.scl, "vcl": R.vcl_loss(S, A, X, labels)}
+
+
+def test_default_config_matches_the_paper():
+    cfg = LossConfig()
+    assert (cfg.lambda1, cfg.lambda2, cfg.alpha, cfg.delta) == (1.0, 0.01, 4.0, 0.5)
+    assert cfg.use_mil and cfg.use_cll and cfg.use_vcl and cfg.use_scl
+    assert cfg.scl_variant == "self" and cfg.backend == "auto"
+
+
+def test_criterion_combines_terms_as_eq11():
+    A, S, X, labels = batch()
+    out = HiMNetCriterion(LossConfig(lambda1=2.0, lambda2=0.5))(A, S, X, labels, 2)
+    ref = reference_terms(A, S, X, labels, 2)
+    assert set(out) == {"mil", "cll", "vcl", "scl", "total"}
+    for name in ref:
+        torch.testing.assert_close(out[name], ref[name])
+    assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
+    torch.testing.assert_close(out["total"], ref["mil"] + ref["cll"] + 2.0 * ref["vcl"] + 0.5 * ref["scl"])
+    torch.testing.assert_close(out["total"], R.total_loss(S, A, X, labels, 2, 2.0, 0.5)["total"])
+
+
+@pytest.mark.parametrize("disabled", ["mil", "cll", "vcl", "scl"])
+def test_disabled_term_is_zero_and_left_out(disabled):
+    A, S, X, labels = batch(1)
+    cfg = LossConfig(**{f"use_{disabled}": False}, backend="reference")
+    out = HiMNetCriterion(cfg)(A, S, X, labels, 3)
+    ref = reference_terms(A, S, X, labels, 3)
+    ref[disabled] = torch.zeros((), dtype=torch.float64)
+    assert out[disabled].item() == 0.0
+    torch.testing.assert_close(out["total"], ref["mil"] + ref["cll"] + ref["vcl"] + 0.01 * ref["scl"])
+    out["total"].backward()
+    assert S.grad is not None and S.grad.abs().sum() > 0
+
+
+def test_only_vcl_enabled_still_backpropagates():
+    A, S, X, labels = batch(2)
+    cfg = LossConfig(use_mil=False, use_cll=False, use_scl=False)
+    out = HiMNetCriterion(cfg)(A, S, X, labels, 2)
+    torch.testing.assert_close(out["total"], R.vcl_loss(S, A, X, labels))
+    out["total"].backward()
+    assert X.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", ["self", "target", "none"])
+def test_scl_variants_pass_through(variant):
+    A, S, X, labels = batch(3)
+    out = HiMNetCriterion(LossConfig(scl_variant=variant, alpha=2.0))(A, S, X, labels, 2)
+    torch.testing.assert_close(out["scl"], R.scl_loss(S, A, 2.0, variant))
+
+
+def test_alpha_zero_equals_no_uncertainty():
+    A, S, X, labels = batch(4)
+    zero = HiMNetCriterion(LossConfig(alpha=0.0))(A, S, X, labels, 2)["scl"]
+    none = HiMNetCriterion(LossConfig(scl_variant="none"))(A, S, X, labels, 2)["scl"]
+    self4 = HiMNetCriterion(LossConfig())(A, S, X, labels, 2)["scl"]
+    torch.testing.assert_close(zero, none)
+    assert self4.item() < none.item()  # U <= 1 down-weights every term
+
+
+@pytest.mark.parametrize(
+    "kwargs, arg",
+    [
+        ({"lambda1": -1.0}, "lambda1"),
+        ({"lambda2": math.inf}, "lambda2"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"scl_variant": "both"}, "scl_variant"),
+        ({"backend": "cuda"}, "backend"),
+        ({"use_vcl": 1}, "use_vcl"),
+        ({"num_pairs": -1}, "num_pairs"),
+    ],
+)
+def test_bad_config_raises(kwargs, arg):
+    with pytest.raises(ValueError, match=rf"^{arg}:"):
+        LossConfig(**kwargs)
+
+
+def test_bad_input_raises_naming_the_argument():
+    A, S, X, labels = batch(5)
+    crit = HiMNetCriterion()
+    with pytest.raises(ValueError, match=r"^labels:"):
+        crit(A, S, X, labels[:, :2], 2)
+    with pytest.raises(ValueError, match=r"^X_hat:"):
+        crit(A, S, X[:3], labels, 2)
+    with pytest.raises(ValueError, match=r"^A:"):
+        crit(A[:, :3], S, X, labels, 2)
