@@ -57,7 +57,9 @@ cpp_sources = sorted(
 cuda_sources = sorted(glob.glob("csrc/ops/*/cuda/*.cpp") + glob.glob("csrc/ops/*/cuda/*.cu"))
 include_dirs = [str(ROOT / "csrc")]
 library_dirs = []
-cxx_flags = ["-O3"]  # the C++ standard comes from torch (C++20 for torch >= 2.10)
+# No FMA contraction anywhere: the native ops must round exactly like the references.
+# -fno-trapping-math only lets loops with float selects vectorize (results unchanged).
+cxx_flags = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]  # the C++ standard comes from torch (C++20 for torch >= 2.10)
 define_macros = [("Py_LIMITED_API", "0x03090000")]
 
 if use_cuda:
@@ -74,7 +76,7 @@ if use_cuda:
         include_dirs=include_dirs,
         library_dirs=library_dirs,
         define_macros=define_macros + [("HIMNET_FAST_WITH_CUDA", "1")],
-        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr", "-fmad=false"]},
         py_limited_api=True,
     )
 else:

@@ -14,4 +14,19 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(himnet_fast, m) {
   // mask (rows, T) bool, lengths (rows,) int64 -> runs (R, 3) int64 of (row, start, end).
   m.def("mask_runs(Tensor mask, Tensor lengths) -> Tensor");
+  // Connected-component proposals with OIC scores over ragged videos packed along
+  // time: attention (S,), cas (S, K) (same float dtype), offsets (V+1,) int64,
+  // selected (R, 2) int64 rows (video, class), video_scores (R,) float64,
+  // thresholds (H,) float64 -> ids (P, 4) int64 (video, class, start, end), end
+  // exclusive, ordered by row, threshold, start; scores (P,) float64.
+  m.def(
+      "proposals(Tensor attention, Tensor cas, Tensor offsets, Tensor selected, "
+      "Tensor video_scores, Tensor thresholds, float weight) -> (Tensor, Tensor)");
+  // (Soft-)NMS of many groups at once: segments (N, 2), scores (N,), groups (N,)
+  // int64; method 0 hard, 1 linear, 2 gaussian; offset 0 or 1 (legacy IoU) ->
+  // keep (M,) int64 indices ordered by group id then selection, kept scores (M,)
+  // float64. quadratic=True runs the O(n^2) baseline loop (CPU; same result).
+  m.def(
+      "batched_soft_nms(Tensor segments, Tensor scores, Tensor groups, int method, float sigma, "
+      "float iou_threshold, float min_score, float offset, bool quadratic=False) -> (Tensor, Tensor)");
 }

@@ -40,6 +40,7 @@ class DataConfig:
     cache_dir: Optional[str] = None    # where the synthetic set is cached
     synth_dim: int = 256               # feature dim of the synthetic set (RGB half | flow half)
     synth_seed: int = 0                # generator seed (part of the cache key)
+    synth_videos: Optional[int] = None # number of synthetic videos (None: the benchmark's count)
     clip_len: int = 560                # T: snippets per training clip (uniform sampling)
     topk_r: int = 7                    # k = max(1, T // r) for Eq. 1 in training
     batch_size: int = 10               # videos per batch

@@ -142,7 +142,9 @@ def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequen
     from himnet_fast.evaluation import detection_map
 
     tious = tious_for(dataset_name)
-    result = detection_map(dataset.ground_truth("test"), results_json(dataset, outputs, detections), tious)
+    # The ground truth holds the test split only, whatever its subset is called ("test", "val").
+    result = detection_map(dataset.ground_truth("test"), results_json(dataset, outputs, detections), tious,
+                           subset=None)
     metrics = {"mAP": {f"{t:.2f}": 100.0 * float(m) for t, m in zip(result.tious, result.mAP)}}
     for lo, hi in summary_ranges(dataset_name):
         metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))

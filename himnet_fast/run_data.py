@@ -32,12 +32,20 @@ def cache_root(cfg: DataConfig) -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "himnet_fast"
 
 
+def generator_fingerprint() -> str:
+    """A digest of the synthetic generator's source: a changed generator gets a new cache."""
+    from himnet_fast.data import synth_annotations, synth_features, synth_writer
+
+    digest = hashlib.sha256()
+    for module in (synth_annotations, synth_features, synth_writer):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def synthetic_params(cfg: DataConfig) -> dict:
     """The generator parameters that define a synthetic set (and its cache key)."""
-    from himnet_fast.data import synthetic
-
-    version = getattr(synthetic, "GENERATOR_VERSION", getattr(synthetic, "__version__", "1"))
-    return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "generator": str(version)}
+    return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
+            "generator": generator_fingerprint()}
 
 
 def synthetic_folder(cfg: DataConfig) -> Path:
@@ -47,7 +55,7 @@ def synthetic_folder(cfg: DataConfig) -> Path:
     return cache_root(cfg) / f"synthetic-{cfg.dataset}-{key}"
 
 
-def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print) -> Path:
+def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print, progress: bool = False) -> Path:
     """The synthetic set's folder, generated first if absent (atomic: temp folder + rename)."""
     from himnet_fast.data import synthesize
 
@@ -58,7 +66,8 @@ def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print) -> Pat
     log(f"generating the synthetic {cfg.dataset}-like set into {folder} (once; cached)")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        synthesize(tmp, like=cfg.dataset, dim=cfg.synth_dim, seed=cfg.synth_seed)
+        synthesize(tmp, like=cfg.dataset, dim=cfg.synth_dim, seed=cfg.synth_seed, videos=cfg.synth_videos,
+                   progress=progress)
         # Written last: its presence marks a complete set.
         (tmp / "params.json").write_text(json.dumps(synthetic_params(cfg), indent=1))
         try:
@@ -79,24 +88,26 @@ def data_folder(cfg: RunConfig, log: Callable[[str], None] = print) -> Path:
         if not root.is_dir():
             raise DatasetError(f"--data-root: folder not found: {root}")
         return root
-    return ensure_synthetic(cfg.data, log)
+    return ensure_synthetic(cfg.data, log, progress=cfg.schedule.progress)
 
 
-def open_dataset(cfg: RunConfig, log: Callable[[str], None] = print, check_features: bool = True):
-    """Load and check the dataset of ``cfg``; raises :class:`DatasetError` on any problem."""
+def open_dataset(cfg: RunConfig, log: Callable[[str], None] = print):
+    """Load and check the dataset of ``cfg`` (every video's features included: shape, dtype,
+    NaN/inf); raises :class:`DatasetError` on any problem."""
     from himnet_fast.data import load_dataset
 
     root = data_folder(cfg, log)
     try:
         dataset = load_dataset(root)
+        dataset.validate(progress=cfg.schedule.progress)
     except (ValueError, OSError) as exc:  # DataFormatError is a ValueError
         raise DatasetError(f"cannot load the dataset at {root}: {exc}") from exc
-    check_dataset(dataset, root, check_features=check_features)
+    check_dataset(dataset, root)
     return dataset
 
 
-def check_dataset(dataset, root: Path, check_features: bool = True) -> None:
-    """Cross-checks the trainer relies on (splits, labels, feature shapes); one
+def check_dataset(dataset, root: Path) -> None:
+    """Cross-checks the trainer relies on beyond the loader's own (splits, labels); one
     :class:`DatasetError` listing what is wrong."""
     problems = []
     n = len(dataset.names)
@@ -111,16 +122,5 @@ def check_dataset(dataset, root: Path, check_features: bool = True) -> None:
     unlabeled = [dataset.names[i] for i in dataset.train_indices if not dataset.labels[i].any()]
     if unlabeled:
         problems.append(f"{len(unlabeled)} training videos have no class label (e.g. {unlabeled[:3]})")
-    if dataset.feature_dim % 2:
-        problems.append(f"feature dim {dataset.feature_dim} is odd (expected RGB half | flow half)")
-    if check_features:
-        bad = []
-        for i in range(n):
-            shape = tuple(dataset.features(i).shape)
-            if len(shape) != 2 or shape[0] < 1 or shape[1] != dataset.feature_dim:
-                bad.append(f"{dataset.names[i]} {shape}")
-        if bad:
-            problems.append(f"{len(bad)} videos have features not of shape (T >= 1, {dataset.feature_dim}): "
-                            + ", ".join(bad[:3]))
     if problems:
         raise DatasetError(f"dataset at {root} is inconsistent: " + "; ".join(problems))

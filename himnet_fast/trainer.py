@@ -1,8 +1,8 @@
-"""The training loop: model, Adam, the Eq. 11 criterion and the paired batch sampler.
+"""The training loop: model, Adam, the Eq. 11 criterion and the paired batch stream.
 
 Determinism: every random source is owned and checkpointed — the global Python / numpy /
-torch generators (initialisation, dropout), the sampler's state and the numpy ``Generator``
-that draws training clips — so on the CPU a run resumed from a checkpoint reproduces the
+torch generators (initialisation, dropout) and the numpy generators of the batch stream
+(``data.TrainBatches``: paired video sampling and clip sampling) — so on the CPU a run resumed from a checkpoint reproduces the
 uninterrupted run bit for bit (same weights, same logged losses), for a fixed thread count.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: RunConfig, dataset):
-        from himnet_fast.data import PairBatchSampler
+        from himnet_fast.data import TrainBatches
 
         self.cfg = cfg
         self.dataset = dataset
@@ -64,30 +64,19 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                           weight_decay=cfg.optim.weight_decay)
         self.criterion = HiMNetCriterion(loss_config(cfg))
-        self.sampler = PairBatchSampler(dataset.labels, dataset.train_indices, batch_size=cfg.data.batch_size,
-                                        num_pairs=cfg.data.num_pairs, seed=cfg.seed)
-        self._batches = iter(self.sampler)
-        # Its own stream, independent of the sampler's (same seed, different spawn key).
-        self.clip_rng = np.random.default_rng([cfg.seed, 1])
+        # Paired video sampling and clip sampling, with their own seeded numpy streams.
+        self.batches = TrainBatches(dataset, cfg.data.clip_len, batch_size=cfg.data.batch_size,
+                                    num_pairs=cfg.data.num_pairs, seed=cfg.seed)
         self.k = topk_k(cfg.data.clip_len, cfg.data.topk_r)
         self.iteration = 0
         self.history: dict[str, list] = {key: [] for key in ("iteration",) + LOSS_KEYS}
         self.evaluations: list[dict] = []
 
     # ------------------------------------------------------------------ one step
-    def _next_indices(self) -> list:
-        try:
-            return next(self._batches)
-        except StopIteration:  # a finite epoch ended: start the next one
-            self._batches = iter(self.sampler)
-            return next(self._batches)
-
     def step(self) -> dict[str, float]:
         """One optimisation step on one batch; returns the (unweighted) loss terms."""
-        from himnet_fast.data import make_batch
-
         self.model.train()
-        X, labels = make_batch(self.dataset, self._next_indices(), self.cfg.data.clip_len, self.clip_rng)
+        _, X, labels = next(self.batches)
         X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         A, S, X_hat = self.model(X)
         terms = self.criterion(A, S, X_hat, labels, self.k)
@@ -138,8 +127,7 @@ class Trainer:
             "iteration": self.iteration,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "clip_rng": self.clip_rng.bit_generator.state,
+            "batches": self.batches.state_dict(),
             "rng": rng_state(),
             "history": self.history,
             "evaluations": self.evaluations,
@@ -155,9 +143,7 @@ class Trainer:
                              f"{len(self.dataset.classlist)} classes, feature dim {self.dataset.feature_dim})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self._batches = iter(self.sampler)
-        self.clip_rng.bit_generator.state = state["clip_rng"]
+        self.batches.load_state_dict(state["batches"])
         set_rng_state(state["rng"])
         self.iteration = int(state["iteration"])
         self.history = {key: list(values) for key, values in state["history"].items()}

@@ -102,14 +102,19 @@ def _lognormal(rng: np.random.Generator, median: float, mean: float, size) -> np
 
 
 def proportional_counts(counts: Sequence[int], total: int) -> List[int]:
-    """Spread ``total`` over groups in proportion to ``counts`` (at least one each, the
-    remainder to the first group)."""
+    """Spread ``total`` over groups in proportion to ``counts`` by largest remainders, at least
+    one each (e.g. 9 over 9032 : 4427 -> 6 : 3)."""
     counts = np.asarray(counts, dtype=np.float64)
     if total < len(counts):
         raise ValueError(f"videos: need at least {len(counts)} (one per split), got {total}")
-    scaled = np.maximum(1, np.floor(total * counts / counts.sum())).astype(int)
-    scaled[0] += total - scaled.sum()
-    return scaled.tolist()
+    exact = total * counts / counts.sum()
+    out = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - out), kind="stable")
+    out[order[: total - out.sum()]] += 1
+    while (out < 1).any():  # take from the largest group
+        out[np.argmax(out)] -= 1
+        out[np.argmin(out)] += 1
+    return out.tolist()
 
 
 def _video_classes(rng: np.random.Generator, stats: AnnotationStats, partner: np.ndarray) -> np.ndarray:

@@ -23,19 +23,26 @@ Failure mode: a MIL-only model, whose loss sees each class only through its top-
 score, learns that s_p means "c or its partner" and never needs to suppress the partner on
 the snippets it does not pool, so it fires on the absent partner class over actions and
 context of the present one (and over the scene_pair background). The complementary-label
-loss penalises the absent partner on *every* snippet of the video, which forces the model
-onto the faint u_c. Expect MIL+CLL to beat MIL-only on snippet accuracy and on detections of
-the paired classes; the six unpaired THUMOS14-like classes act as a control.
+loss penalises absent classes on *every* snippet of the video, which forces the model onto
+the faint u_c and off the shared scene. A first check (one seed, D=64, hidden 128, 300
+iterations of batch 10 x 320 snippets, Adam 1e-3; HiMNet + the reference losses) on the
+THUMOS14-like test split: snippet accuracy 0.73 (MIL) vs 0.83 (MIL+CLL); test snippets
+classified as a class absent from the video 12.4% vs 6.6%, as the absent partner 8.6% vs
+5.9%. Video-level scores of the absent partner were not lowered by CLL in that check.
+The six unpaired THUMOS14-like classes act as a control.
 
-Determinism: components depend on (seed, C, D); video i's features on (seed, i) only, so a
-video renders the same alone or in a set, in any order.
+Determinism: the components depend on (seed, D, the classes and their co-occurrence); a
+video's features on those components and (seed, its name, its ground truth) only, so a video
+renders the same alone or in a set, in any order.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm import tqdm
 
 from .annotations import Annotations
 from .snippets import segment_snippets, snippets_for_duration
@@ -49,7 +56,7 @@ class FeatureModel:
     noise: float = 1.0
     unique: Tuple[float, float] = (1.0, 4.0)  # a class's own component, per instance
     shared: float = 5.0                       # the pair's shared component in actions
-    scene_pair: float = 1.0                   # the pair component in a video's background
+    scene_pair: float = 2.0                   # the pair component in a video's background
     background: float = 4.0                   # generic background mix
     scene: float = 3.0                        # per-video scene vector
     context: float = 1.5                      # class signal next to actions, decaying
@@ -145,7 +152,7 @@ def _drift(rng: np.random.Generator, T: int, G: int, window: int) -> np.ndarray:
 def render_video(annotations: Annotations, i: int, comps: Components, model: FeatureModel,
                  seed: int) -> np.ndarray:
     """Features of video ``i``: (T_i, D) float32 with T_i = floor(duration * 25/16) (>= 1)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1, i]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1, zlib.crc32(annotations.names[i].encode())]))
     T = max(1, snippets_for_duration(annotations.durations[i]))
     C, G = annotations.num_classes, model.num_background
     classes = np.flatnonzero(annotations.video_labels[i])
@@ -190,7 +197,8 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
     x = rng.standard_normal((T, model.dim), dtype=np.float32)
     if model.noise != 1.0:
         x *= np.float32(model.noise)
-    x += W.astype(np.float32) @ basis
+    # einsum, not matmul: OpenBLAS threads spin badly on many small products on a busy machine
+    x += np.einsum("tm,md->td", W.astype(np.float32), basis, optimize=False)
     return x
 
 
@@ -198,8 +206,6 @@ def iter_features(annotations: Annotations, model: FeatureModel, seed: int,
                   indices: Optional[Sequence[int]] = None, progress: bool = False) -> Iterator[np.ndarray]:
     """Yield the features of the videos at ``indices`` (default all), one video in memory at a
     time: arrays (T_i, D) float32 (see :func:`render_video`)."""
-    from tqdm import tqdm
-
     comps = make_components(annotations, model, seed)
     indices = range(len(annotations)) if indices is None else indices
     for i in tqdm(indices, desc="synthesize features", disable=not progress, unit="video"):

@@ -8,7 +8,8 @@ Tie orders downstream depend on them.
 Bad input raises :class:`EvaluationInputError` naming the file, video and key:
 malformed JSON, a missing key, a segment that is not ``[start, end]`` numbers, NaN/inf,
 ``end < start`` (zero-length segments are allowed: ActivityNet has some), a score that is
-not a finite number >= 0, a predicted label that is not a ground-truth class of the subset
+not a finite number >= 0 (booleans among numbers read as 0/1, as numpy converts them),
+a predicted label that is not a ground-truth class of the subset
 (an error in the official code too).
 
 Predictions on a video without a ground-truth entry in the subset ("unknown video") follow
@@ -21,7 +22,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from itertools import chain
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -178,9 +180,7 @@ def _no_videos(source: str, subset: str, present) -> None:
 
 def _parse_ground_truth(data: dict, subset: Optional[str], source: str) -> GroundTruth:
     database = _top_level(data, "database", source)
-    classes: Dict[str, int] = {}
-    videos, other, present = [], set(), set()
-    video_ids, labels, segments = [], [], []
+    videos, counts, labels, segments, other, present = [], [], [], [], set(), set()
     for vid, entry in database.items():
         if not isinstance(entry, dict) or "subset" not in entry:
             raise EvaluationInputError(source, "entry must be an object with a 'subset'", vid, "subset")
@@ -191,25 +191,58 @@ def _parse_ground_truth(data: dict, subset: Optional[str], source: str) -> Groun
         annotations = entry.get("annotations")
         if not isinstance(annotations, list):
             raise EvaluationInputError(source, "missing or not a list", vid, "annotations")
-        for k, ann in enumerate(annotations):
-            if not isinstance(ann, dict) or "label" not in ann or "segment" not in ann:
-                raise EvaluationInputError(source, "annotation must have 'label' and 'segment'", vid,
-                                           f"annotations[{k}]")
-            label = ann["label"]
-            if not isinstance(label, str):
-                raise EvaluationInputError(source, f"label must be a string, got {label!r}", vid,
-                                           f"annotations[{k}].label")
-            segments.append(_segment(ann["segment"], source, vid, f"annotations[{k}].segment"))
-            labels.append(classes.setdefault(label, len(classes)))
-            video_ids.append(len(videos))
         videos.append(vid)
+        counts.append(len(annotations))
+        try:
+            labels += [a["label"] for a in annotations]
+            segments += [a["segment"] for a in annotations]
+        except (KeyError, TypeError):
+            _scan(((vid, annotations),), source, _check_annotation, "annotations")
     if subset is not None and not videos:
         _no_videos(source, subset, present)
     if not labels:
         raise EvaluationInputError(source, f"no ground-truth instance in subset {subset!r}: mAP is undefined")
-    return GroundTruth(videos, list(classes), np.asarray(video_ids, dtype=np.int64),
-                       np.asarray(labels, dtype=np.int64), np.asarray(segments, dtype=np.float64).reshape(-1, 2),
-                       subset, source, frozenset(other))
+    seg = _fast_segments(segments)
+    if seg is None or set(map(type, labels)) != {str}:
+        _scan(((v, database[v]["annotations"]) for v in videos), source, _check_annotation, "annotations")
+    class_index = {c: i for i, c in enumerate(dict.fromkeys(labels))}  # first appearance, as official
+    label = np.fromiter(map(class_index.__getitem__, labels), dtype=np.int64, count=len(labels))
+    video = np.repeat(np.arange(len(videos), dtype=np.int64), counts)
+    return GroundTruth(videos, list(class_index), video, label, seg, subset, source, frozenset(other))
+
+
+def _fast_segments(segments: list) -> Optional[np.ndarray]:
+    """(n, 2) float64 of ``[start, end]`` items, or None if any is malformed, NaN/inf or ends
+    before it starts (the caller then scans slowly for the message)."""
+    try:
+        if segments and set(map(len, segments)) != {2}:
+            return None
+        flat = np.fromiter(chain.from_iterable(segments), dtype=np.float64, count=2 * len(segments))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    seg = flat.reshape(-1, 2)
+    if not np.isfinite(flat).all() or (seg[:, 1] < seg[:, 0]).any():
+        return None
+    return seg
+
+
+def _scan(videos: Iterable[Tuple[str, object]], source: str, check: Callable, what: str, *args) -> None:
+    """Slow path: ``check(item, source, video, key, *args)`` on every item, raising the first
+    precise error; if all pass, a generic one (the fast path failed for another reason)."""
+    for vid, items in videos:
+        if not isinstance(items, list):
+            raise EvaluationInputError(source, f"must be a list of {what}, got {type(items).__name__}", vid)
+        for k, item in enumerate(items):
+            check(item, source, vid, f"{what}[{k}]" if what == "annotations" else f"[{k}]", *args)
+    raise EvaluationInputError(source, f"cannot convert the {what} to numeric arrays", key=what)
+
+
+def _check_annotation(ann, source: str, video: str, key: str) -> None:
+    if not isinstance(ann, dict) or "label" not in ann or "segment" not in ann:
+        raise EvaluationInputError(source, "annotation must have 'label' and 'segment'", video, key)
+    if not isinstance(ann["label"], str):
+        raise EvaluationInputError(source, f"label must be a string, got {ann['label']!r}", video, key + ".label")
+    _segment(ann["segment"], source, video, key + ".segment")
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -246,46 +279,33 @@ def _parse_results(results: dict, gt: GroundTruth, source: str) -> Predictions:
             scores += [d["score"] for d in dets]
             segments += [d["segment"] for d in dets]
             counts.append(len(dets))
-        label = np.fromiter((class_index.get(x, -1) for x in labels), dtype=np.int64, count=len(labels))
-        seg = np.asarray(segments, dtype=np.float64) if segments else np.zeros((0, 2))
+        # map(get) gives None for an unknown label, which fromiter rejects (TypeError)
+        label = np.fromiter(map(class_index.get, labels), dtype=np.int64, count=len(labels))
         score = np.asarray(scores)
-        ok = (seg.shape == (len(labels), 2) and score.dtype.kind in "iuf" and (label >= 0).all()
-              and np.isfinite(seg).all()
-              and (seg[:, 1] >= seg[:, 0]).all() and np.isfinite(score).all() and (score >= 0).all())
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        ok, failure = False, exc
-    else:
-        failure = None
+        seg = _fast_segments(segments)
+        ok = (seg is not None and score.dtype.kind in "iuf" and np.isfinite(score).all() and (score >= 0).all())
+    except (KeyError, TypeError, ValueError, OverflowError):
+        ok = False
     if not ok:
-        _find_bad_detection(results, class_index, source, failure)
+        _scan(results.items(), source, _check_detection, "detections", class_index)
     score = score.astype(np.int64 if score.dtype.kind in "iu" else np.float64, copy=False)
     name = np.repeat(np.arange(len(names), dtype=np.int64), counts)
     video = np.array([gt.video_index.get(v, -1) for v in names], dtype=np.int64)[name]
     return Predictions(names, name, video, label, seg, score, source)
 
 
-def _find_bad_detection(results: dict, class_index: Dict[str, int], source: str, failure) -> None:
-    """Raise naming the first bad detection (the slow path of :func:`_parse_results`)."""
-    for vid, dets in results.items():
-        if not isinstance(dets, list):
-            raise EvaluationInputError(source, f"must be a list of detections, got {type(dets).__name__}", vid)
-        for k, det in enumerate(dets):
-            key = f"[{k}]"
-            if not isinstance(det, dict) or not {"label", "score", "segment"} <= set(det):
-                raise EvaluationInputError(source, "detection must have 'label', 'score' and 'segment'", vid, key)
-            label, score = det["label"], det["score"]
-            if not isinstance(label, str) or label not in class_index:
-                raise EvaluationInputError(
-                    source, f"label {label!r} is not a ground-truth class of the subset "
-                    f"({len(class_index)} classes, e.g. {list(class_index)[:3]})", vid, key + ".label")
-            if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
-                raise EvaluationInputError(source, f"score must be a number, got {score!r}", vid, key + ".score")
-            if not np.isfinite(score) or score < 0:
-                raise EvaluationInputError(source, f"score must be finite and >= 0, got {score!r}", vid,
-                                           key + ".score")
-            _segment(det["segment"], source, vid, key + ".segment")
-    raise EvaluationInputError(source, f"cannot convert the detections to numeric arrays ({failure or 'dtype'})",
-                               key="results")
+def _check_detection(det, source: str, video: str, key: str, class_index: Dict[str, int]) -> None:
+    if not isinstance(det, dict) or not {"label", "score", "segment"} <= set(det):
+        raise EvaluationInputError(source, "detection must have 'label', 'score' and 'segment'", video, key)
+    label, score = det["label"], det["score"]
+    if not isinstance(label, str) or label not in class_index:
+        raise EvaluationInputError(source, f"label {label!r} is not a ground-truth class of the subset "
+                                   f"({len(class_index)} classes, e.g. {list(class_index)[:3]})", video, key + ".label")
+    if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
+        raise EvaluationInputError(source, f"score must be a number, got {score!r}", video, key + ".score")
+    if not np.isfinite(score) or score < 0:
+        raise EvaluationInputError(source, f"score must be finite and >= 0, got {score!r}", video, key + ".score")
+    _segment(det["segment"], source, video, key + ".segment")
 
 
 def _apply_unknown_policy(pred: Predictions, gt: GroundTruth, policy: str) -> Predictions:

@@ -99,15 +99,21 @@ def _iou(ps: float, pe: float, gs: float, ge: float) -> float:
     return inter / ((ge - gs) + (pe - ps) - inter)
 
 
+@njit(cache=True)
+def _scratch(start, stop):
+    """A buffer as long as the largest candidate group."""
+    width = 1
+    for i in range(len(start)):
+        width = max(width, stop[i] - start[i])
+    return np.empty(width)
+
+
 @njit(cache=True, error_model="numpy")
 def _ambiguous_rows(order, segments, gt_segments, start, stop, min_thr):
     """(n,) bool: the tIoUs of order[i] hold a NaN or a tie among values >= min_thr."""
     n = len(order)
     out = np.zeros(n, dtype=np.bool_)
-    width = 1
-    for i in range(n):
-        width = max(width, stop[i] - start[i])
-    seen = np.empty(width)
+    seen = _scratch(start, stop)
     for i in range(n):
         r = order[i]
         k = 0
@@ -153,10 +159,7 @@ def _match(order, segments, gt_segments, start, stop, tious, rank_offset, ranks)
     n, n_thr = len(order), len(tious)
     tp = np.zeros((n_thr, n), dtype=np.uint8)
     locked = np.zeros((n_thr, len(gt_segments)), dtype=np.bool_)
-    width = 1
-    for i in range(n):
-        width = max(width, stop[i] - start[i])
-    iou = np.empty(width)
+    iou = _scratch(start, stop)
     for i in range(n):
         r, a, m = order[i], start[i], stop[i] - start[i]
         for j in range(m):

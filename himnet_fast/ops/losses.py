@@ -1,23 +1,149 @@
 """Dispatchers of the training-loss ops: ``topk_mean`` and the fused ``himnet_losses``.
 
-Backends: ``"reference"`` (plain PyTorch, the spec) and ``"triton"`` (fused kernels);
-``"auto"`` picks Triton for CUDA tensors and the reference on the CPU.
+Backends: ``"reference"`` (plain PyTorch, the spec) and ``"triton"`` (fused kernels in
+``himnet_fast.kernels``, imported only when first used); ``"auto"`` picks Triton for CUDA
+tensors (when Triton is installed) and the reference otherwise.
+
+Both backends raise ``ValueError`` naming the argument for inputs of the wrong type, rank,
+shape, dtype or device and for k, alpha or scl_variant out of range. ``check_values=True``
+(the default) also rejects NaN/inf, attention outside [0, 1] and labels other than 0/1; on a
+GPU these checks synchronise with the device, so a training loop that has already validated
+its data may pass ``check_values=False`` (the reference backend always checks).
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
-from himnet_fast.ops._dispatch import resolve_backend
+from himnet_fast.ops._dispatch import resolve_backend, triton_available
 from himnet_fast.reference import losses as reference
+from himnet_fast.validation import (
+    check_choice,
+    check_int,
+    check_labels,
+    check_number,
+    check_range,
+    check_shape,
+    check_tensor,
+)
+
+BACKENDS = ("reference", "triton")
+MAX_FUSED_CLASSES = 4096  # the fused loss keeps one row of C+1 classes in a register tile
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
-def topk_mean(S: torch.Tensor, k: int, backend: str = "auto") -> torch.Tensor:
-    """Eq. 1: mean of the k largest values over time. S: (B, T, K) -> (B, K)."""
-    resolve_backend("topk_mean", backend, ("reference",), "reference")
-    return reference.topk_mean(S, k)
+def _choose(op: str, backend: str, S: torch.Tensor, max_classes: int | None = None) -> str:
+    """The concrete backend; "auto" falls back to the reference where the kernels cannot run
+    (CPU tensors, more than 2**31 elements, more than ``max_classes`` classes)."""
+    limit = None
+    if S.numel() >= 2**31:
+        limit = f"S: {S.numel()} elements exceed the Triton kernels' int32 indexing"
+    elif max_classes is not None and S.shape[-1] > max_classes:
+        limit = f"S: C+1 = {S.shape[-1]} classes exceeds the fused loss limit of {max_classes}"
+    auto = "triton" if S.is_cuda and triton_available() and limit is None else "reference"
+    chosen = resolve_backend(op, backend, BACKENDS, auto)
+    if chosen == "triton":
+        if not S.is_cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError(f"{op}: backend 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before import), "
+                             f"got S on {S.device}")
+        if limit is not None:
+            raise ValueError(f"{limit}; use backend='reference'")
+    return chosen
 
 
-def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "self", backend: str = "auto"):
-    """L_MIL, L_CLL and L_SCL of one batch. S: (B, T, C+1), A: (B, T), labels: (B, C) -> HiMNetLossTerms."""
-    resolve_backend("himnet_losses", backend, ("reference",), "reference")
-    return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant)
+def _check_cas(S, k, check_values: bool) -> tuple[int, int, int]:
+    """S: (B, T, K) floating, K >= 2, k in [1, T]; returns (B, T, K)."""
+    check_tensor("S", S, 3, finite=check_values)
+    if S.dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"S: dtype must be one of {_FLOAT_DTYPES}, got {S.dtype}")
+    B, T, K = S.shape
+    if K < 2:
+        raise ValueError(f"S: last dim must be C+1 >= 2 (at least one class plus background), got {K}")
+    check_int("k", k, 1, T)
+    return B, T, K
+
+
+def _check_same_device(name: str, x: torch.Tensor, S: torch.Tensor) -> None:
+    if x.device != S.device:
+        raise ValueError(f"{name}: must be on the device of S ({S.device}), got {x.device}")
+
+
+def topk_mean(S: torch.Tensor, k: int, backend: str = "auto", check_values: bool = True) -> torch.Tensor:
+    """Eq. 1: mean of the k largest values over time, per video and class.
+
+    Args:
+        S: (B, T, K) floating class activations.
+        k: 1 <= k <= T.
+        backend: "auto" | "reference" | "triton".
+        check_values: reject NaN/inf in S (synchronises on a GPU).
+
+    Returns:
+        (B, K) in S's dtype. Gradient 1/k on the selected positions; with ties at the k-th
+        value the Triton backend shares it equally among the tied positions.
+    """
+    _check_cas(S, k, check_values)
+    if _choose("topk_mean", backend, S) == "reference":
+        return reference.topk_mean(S, k)
+    from himnet_fast.kernels.topk_mean import topk_mean as fused_topk_mean
+
+    return fused_topk_mean(S, k)
+
+
+def himnet_losses(
+    S: torch.Tensor,
+    A: torch.Tensor,
+    labels: torch.Tensor,
+    k: int,
+    alpha: float = 4.0,
+    scl_variant: str = "self",
+    backend: str = "auto",
+    check_values: bool = True,
+    grad_weights: tuple[float, float, float] | None = None,
+) -> reference.HiMNetLossTerms:
+    """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10) of one batch, each the mean over videos.
+
+    Args:
+        S: (B, T, C+1) floating class activation map (background last), C+1 >= 2
+            (at most 4096 for the Triton backend).
+        A: (B, T) floating attention in [0, 1].
+        labels: (B, C) multi-hot video labels (float, int or bool).
+        k: top-k size of Eq. 1, 1 <= k <= T.
+        alpha: uncertainty sharpness of Eq. 9, >= 0.
+        scl_variant: "self" | "target" | "none" (Table 4).
+        backend: "auto" | "reference" | "triton".
+        check_values: also reject NaN/inf, A outside [0, 1], labels not in {0, 1}.
+        grad_weights: optional speed hint, the weights (w_mil, w_cll, w_scl) the caller gives
+            the three terms in the loss it backpropagates (e.g. (1, 1, lambda2) for Eq. 11,
+            0 for a term it leaves out). The Triton backend then writes dS, dA during the
+            forward and its backward is nearly free when the upstream gradients are (a
+            multiple of) these weights; otherwise it recomputes them. Values and gradients do
+            not depend on it; the reference ignores it.
+
+    Returns:
+        HiMNetLossTerms(mil, cll, scl) of 0-D tensors (float32 from the Triton backend, which
+        computes in float32 whatever the input dtype; S's dtype from the reference).
+    """
+    B, T, K = _check_cas(S, k, check_values)
+    check_tensor("A", A, 2, finite=check_values)
+    check_shape("A", A, (B, T), "(B, T) of S")
+    check_tensor("labels", labels, 2, dtype_floating=False, finite=False)
+    check_shape("labels", labels, (B, K - 1), "(B, C) with C+1 = S.shape[-1]")
+    _check_same_device("A", A, S)
+    _check_same_device("labels", labels, S)
+    check_number("alpha", alpha, 0.0)
+    check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
+    if grad_weights is not None:
+        if not isinstance(grad_weights, (tuple, list)) or len(grad_weights) != 3:
+            raise ValueError(f"grad_weights: expected None or 3 numbers (w_mil, w_cll, w_scl), got {grad_weights!r}")
+        weights = [check_number(f"grad_weights[{i}]", w) for i, w in enumerate(grad_weights)]
+        if not any(weights):
+            raise ValueError("grad_weights: at least one weight must be non-zero")
+    if check_values:
+        check_range("A", A, 0.0, 1.0)
+        check_labels("labels", labels)
+    if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
+        return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant)
+    from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses
+
+    return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights))

@@ -1,0 +1,214 @@
+"""GPU report of the fused losses: fused vs eager vs torch.compile, memory, bandwidth, top-k.
+
+Run on a CUDA machine (bench/gpu_check.sh does)::
+
+    python bench/gpu_losses_report.py --out OUT [--skip-compile] [--no-sweep]
+
+For each shape (THUMOS14 (10, 560, 21), ActivityNet1.3 (10, 60, 201), large (64, 2048, 201)):
+forward + backward time of the fused Triton op, the eager reference and torch.compile of the
+reference (triton.testing.do_bench, median ms), their ratios, the extra peak memory of one
+step (torch.cuda.max_memory_allocated above what was allocated before), and the largest
+difference fused vs reference (terms, dS, dA). For the large shape also the achieved bandwidth
+(the bytes the op must move: read S, A, labels; write dS, dA) over the fused time, as a fraction
+of a measured device-to-device copy (2 x bytes / time of a 1 GiB ``copy_``), and the split of
+the fused time into the top-k select, the forward loss kernel and the backward kernel.
+Top-k: fused ``topk_mean`` fwd + bwd vs ``torch.topk(...).values.mean`` + backward.
+A short sweep of the kernels' tile sizes (module constants) shows whether the defaults are best.
+Writes OUT/losses.json and OUT/losses_table.txt; prints the table and the acceptance checks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_losses import EQ11_WEIGHTS, SHAPES, loss_fn, make_inputs, torch_topk_mean  # noqa: E402
+
+from himnet_fast import ops  # noqa: E402
+from himnet_fast.reference import losses as R  # noqa: E402
+
+
+def do_bench(fn, grads=()) -> float:
+    import triton.testing
+
+    return float(triton.testing.do_bench(fn, warmup=25, rep=100, grad_to_none=list(grads), return_mode="median"))
+
+
+def step(fn, S, A, labels, k):
+    """The timed unit: loss forward, Eq. 11 weighting of the three terms, backward."""
+    terms = fn(S, A, labels, k)
+    sum(w * t for w, t in zip(EQ11_WEIGHTS, terms)).backward()
+    return terms
+
+
+def peak_mib(fn) -> float:
+    """Extra peak memory of one call of ``fn`` (MiB above what was allocated before it)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def copy_bandwidth() -> float:
+    """Device-to-device copy bandwidth in GB/s, counting the bytes read and written."""
+    x = torch.empty(2**28, device="cuda", dtype=torch.float32)
+    y = torch.empty_like(x)
+    ms = do_bench(lambda: y.copy_(x))
+    del x, y
+    return 2 * 2**28 * 4 / (ms * 1e-3) / 1e9
+
+
+def max_differences(S, A, labels, k) -> dict:
+    """Largest |fused - reference| of each term and of dS, dA (relative to the reference's max),
+    for both fused variants."""
+    results = {}
+    for impl in ("eager", "fused", "fused_fwdgrad"):
+        S.grad, A.grad = None, None
+        terms = step(loss_fn(impl), S, A, labels, k)
+        results[impl] = ([float(t.detach()) for t in terms], S.grad.clone(), A.grad.clone())
+    S.grad, A.grad = None, None
+    ref_terms, ref_dS, ref_dA = results.pop("eager")
+    out = {}
+    for impl, (terms, dS, dA) in results.items():
+        for name, a, e in zip(R.HiMNetLossTerms._fields, terms, ref_terms):
+            out[f"{impl}.{name}"] = abs(a - e)
+        out[f"{impl}.dS_rel"] = float((dS - ref_dS).abs().max() / ref_dS.abs().max().clamp_min(1e-30))
+        out[f"{impl}.dA_rel"] = float((dA - ref_dA).abs().max() / ref_dA.abs().max().clamp_min(1e-30))
+    return out
+
+
+def loss_breakdown(S, A, labels, k) -> dict:
+    """Fused time split: top-k select alone, forward (select + loss kernel), forward + backward."""
+    from himnet_fast.kernels.topk_mean import topk_select
+
+    fused = loss_fn("fused")
+    Sd, Ad = S.detach(), A.detach()
+    return {
+        "select_ms": do_bench(lambda: topk_select(Sd, k, Ad)),
+        "forward_ms": do_bench(lambda: fused(Sd, Ad, labels, k)),
+        "forward_with_grad_ms": do_bench(lambda: loss_fn("fused_fwdgrad")(S, A, labels, k)),
+        "fwd_bwd_ms": do_bench(lambda: step(fused, S, A, labels, k), (S, A)),
+    }
+
+
+def tile_sweep(S, A, labels, k) -> dict:
+    """Fused fwd + bwd time for a few tile sizes of each kernel (the other at its default)."""
+    from himnet_fast.kernels import himnet_loss, topk_mean
+
+    fused = loss_fn("fused")
+    result = {}
+    for module, values in ((topk_mean, (2048, 4096, 8192)), (himnet_loss, (512, 1024, 2048))):
+        default = module.TILE_ELEMS
+        for v in values:
+            module.TILE_ELEMS = v
+            try:
+                result[f"{module.__name__.rsplit('.', 1)[-1]}.TILE_ELEMS={v}"] = do_bench(
+                    lambda: step(fused, S, A, labels, k), (S, A))
+            finally:
+                module.TILE_ELEMS = default
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("gpu_out"))
+    parser.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (minutes of compiling)")
+    parser.add_argument("--no-sweep", action="store_true", help="leave out the tile-size sweep")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("gpu_losses_report: needs a CUDA device", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "shapes": {}}
+    import triton
+
+    report["triton"] = triton.__version__
+    report["copy_GBps"] = copy_bw = copy_bandwidth()
+    lines = [f"{report['device']}  torch {torch.__version__}  triton {triton.__version__}  copy {copy_bw:.0f} GB/s",
+             f"{'shape':<24}{'impl':<15}{'fwd+bwd ms':>11}{'x fused':>9}{'peak MiB':>10}"]
+    impls = ("fused", "fused_fwdgrad", "eager") + (() if args.skip_compile else ("compile",))
+    for name, (B, T, K) in SHAPES.items():
+        S, A, labels, k = make_inputs(B, T, K, device="cuda")
+        entry = {"B": B, "T": T, "K": K, "k": k, "max_diff": max_differences(S, A, labels, k)}
+        for impl in impls:
+            fn = loss_fn(impl) if impl != "compile" else torch.compile(R.himnet_losses_reference, dynamic=False)
+            try:
+                step(fn, S, A, labels, k)  # warm-up / compile
+                ms = do_bench(lambda: step(fn, S, A, labels, k), (S, A))
+                S.grad, A.grad = None, None
+                mem = peak_mib(lambda: step(fn, S, A, labels, k))
+            except Exception as exc:  # a compile failure is reported, not fatal
+                entry[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+                lines.append(f"{name:<24}{impl:<15}{'error':>11}")
+                continue
+            entry[impl] = {"ms": ms, "peak_MiB": mem}
+        fused_ms = entry["fused"]["ms"]
+        entry["best_fused"] = min(("fused", "fused_fwdgrad"), key=lambda i: entry[i]["ms"])
+        for impl in impls:
+            if "ms" in entry[impl]:
+                entry[impl]["ratio_vs_fused"] = entry[impl]["ms"] / fused_ms
+                lines.append(f"{f'{name} {B},{T},{K}':<24}{impl:<15}{entry[impl]['ms']:>11.3f}"
+                             f"{entry[impl]['ratio_vs_fused']:>9.2f}{entry[impl]['peak_MiB']:>10.1f}")
+        lines.append(f"{'':<24}max |diff| vs reference: " + " ".join(
+            f"{key.replace('fused_fwdgrad', 'fwdgrad')} {v:.1e}" for key, v in entry["max_diff"].items()))
+        ST = S.detach().clone().requires_grad_()
+        topk = {}
+        for impl, fn in (("fused", lambda x: ops.topk_mean(x, k, backend="triton", check_values=False)),
+                         ("torch_topk", lambda x: torch_topk_mean(x, k))):
+            topk[impl] = do_bench(lambda: fn(ST).sum().backward(), (ST,))
+        topk["ratio"] = topk["torch_topk"] / topk["fused"]
+        entry["topk"] = topk
+        lines.append(f"{'':<24}topk fwd+bwd: fused {topk['fused']:.3f} ms, torch.topk {topk['torch_topk']:.3f} ms "
+                     f"({topk['ratio']:.2f}x)")
+        if name == "large":
+            nbytes = (2 * S.numel() * S.element_size() + 2 * A.numel() * A.element_size()
+                      + labels.numel() * labels.element_size())
+            entry["bytes"] = nbytes
+            entry["achieved_GBps"] = nbytes / (entry[entry["best_fused"]]["ms"] * 1e-3) / 1e9
+            entry["fraction_of_copy"] = entry["achieved_GBps"] / copy_bw
+            entry["breakdown"] = loss_breakdown(S, A, labels, k)
+            b = entry["breakdown"]
+            lines.append(f"{'':<24}bandwidth ({entry['best_fused']}) {entry['achieved_GBps']:.0f} GB/s = "
+                         f"{entry['fraction_of_copy']:.0%} of copy; "
+                         f"select {b['select_ms']:.3f} ms, forward {b['forward_ms']:.3f} ms, "
+                         f"fwd+bwd {b['fwd_bwd_ms']:.3f} ms, "
+                         f"forward writing dS {b['forward_with_grad_ms']:.3f} ms")
+        if not args.no_sweep and name in ("thumos14", "large"):
+            entry["tile_sweep_ms"] = sweep = tile_sweep(S, A, labels, k)
+            lines.append(f"{'':<24}tiles: " + ", ".join(f"{key.split('.', 1)[0]} {key.rsplit('=', 1)[1]}: {v:.3f}"
+                                                         for key, v in sweep.items()))
+        report["shapes"][name] = entry
+        del S, A, labels, ST
+        torch.cuda.empty_cache()
+
+    th, lg = report["shapes"]["thumos14"], report["shapes"]["large"]
+
+    def speedup(entry, impl):  # impl time over the best fused time
+        return entry.get(impl, {}).get("ms", 0.0) / entry[entry["best_fused"]]["ms"]
+
+    checks = {
+        f"thumos14 fused ({th['best_fused']}) >= 8x eager": speedup(th, "eager") >= 8,
+        f"thumos14 fused ({th['best_fused']}) >= 2x compile": speedup(th, "compile") >= 2,
+        f"large ({lg['best_fused']}) >= 60% of copy bandwidth": lg["fraction_of_copy"] >= 0.6,
+        "topk >= 3x torch.topk (all shapes)": all(e["topk"]["ratio"] >= 3 for e in report["shapes"].values()),
+        "fused peak memory < reference (all shapes, both variants)": all(
+            e[i]["peak_MiB"] < e["eager"]["peak_MiB"] for e in report["shapes"].values()
+            for i in ("fused", "fused_fwdgrad")),
+    }
+    report["acceptance"] = checks
+    lines += [f"{'PASS' if ok else 'FAIL'}  {what}" for what, ok in checks.items()]
+    table = "\n".join(lines)
+    print(table)
+    (args.out / "losses_table.txt").write_text(table + "\n")
+    (args.out / "losses.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

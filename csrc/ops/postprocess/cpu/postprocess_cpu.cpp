@@ -1,0 +1,170 @@
+// CPU bindings of proposals and batched_soft_nms: unpack tensors, check values,
+// run the shared algorithms of proposals.h / nms.h in parallel over rows / groups.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <tuple>
+#include <vector>
+
+#include "../../../binding_utils.h"
+#include "../nms.h"
+#include "../proposals.h"
+
+namespace himnet_fast {
+namespace {
+
+// Checks offsets (0 = o_0 <= ... <= o_V = sum T) and the selected rows' ranges.
+void check_proposal_values(const int64_t* off, int64_t videos, int64_t total, const int64_t* sel,
+                           int64_t rows, int64_t K, const double* thr, int64_t H) {
+  TORCH_CHECK_VALUE(off[0] == 0 && off[videos] == total,
+                    "proposals: offsets must start at 0 and end at the packed length ", total);
+  for (int64_t v = 0; v < videos; ++v) {
+    TORCH_CHECK_VALUE(off[v] <= off[v + 1], "proposals: offsets must be non-decreasing (at ", v, ")");
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    TORCH_CHECK_VALUE(sel[2 * r] >= 0 && sel[2 * r] < videos, "proposals: selected[", r,
+                      "] names video ", sel[2 * r], " outside [0, ", videos, ")");
+    TORCH_CHECK_VALUE(sel[2 * r + 1] >= 0 && sel[2 * r + 1] < K, "proposals: selected[", r,
+                      "] names class ", sel[2 * r + 1], " outside [0, K=", K, ")");
+  }
+  for (int64_t h = 0; h < H; ++h) {
+    TORCH_CHECK_VALUE(std::isfinite(thr[h]), "proposals: thresholds must be finite");
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in, const at::Tensor& cas_in,
+                                                 const at::Tensor& offsets_in, const at::Tensor& selected_in,
+                                                 const at::Tensor& video_scores_in,
+                                                 const at::Tensor& thresholds_in, double weight) {
+  check_proposals_inputs(attention_in, cas_in, offsets_in, selected_in, video_scores_in, thresholds_in);
+  const at::Tensor attention = attention_in.contiguous(), cas = cas_in.contiguous();
+  const at::Tensor offsets = offsets_in.contiguous(), selected = selected_in.contiguous();
+  const at::Tensor video_scores = video_scores_in.contiguous(), thresholds = thresholds_in.contiguous();
+  const int64_t videos = offsets.size(0) - 1, K = cas.size(1), rows = selected.size(0);
+  const int64_t H = thresholds.size(0);
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  const int64_t* sel = selected.data_ptr<int64_t>();
+  const double* vs = video_scores.data_ptr<double>();
+  const double* thr = thresholds.data_ptr<double>();
+  check_proposal_values(off, videos, attention.size(0), sel, rows, K, thr, H);
+
+  std::vector<int64_t> start(rows * H + 1, 0);  // counts, then their exclusive scan
+  at::Tensor ids, scores;
+  AT_DISPATCH_FLOATING_TYPES(cas.scalar_type(), "proposals_cpu", [&] {
+    const scalar_t* att = attention.data_ptr<scalar_t>();
+    const scalar_t* x = cas.data_ptr<scalar_t>();
+    bool finite = true;  // one branch-free pass over both inputs
+    for (int64_t i = 0; i < attention.numel(); ++i) finite &= std::isfinite(static_cast<double>(att[i]));
+    for (int64_t i = 0; i < cas.numel(); ++i) finite &= std::isfinite(static_cast<double>(x[i]));
+    TORCH_CHECK_VALUE(finite, "proposals: attention and cas must be finite (found NaN or infinity)");
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t v = sel[2 * r], T = off[v + 1] - off[v];
+        for (int64_t h = 0; h < H; ++h) {
+          start[r * H + h + 1] = threshold_proposals(att + off[v], T, thr[h], nullptr, weight, vs[r], v,
+                                                     sel[2 * r + 1], nullptr, nullptr);
+        }
+      }
+    });
+    std::partial_sum(start.begin(), start.end(), start.begin());
+    ids = at::empty({start.back(), 4}, offsets.options());
+    scores = at::empty({start.back()}, video_scores.options());
+    int64_t* out_ids = ids.data_ptr<int64_t>();
+    double* out_scores = scores.data_ptr<double>();
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      std::vector<double> prefix;
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t v = sel[2 * r], c = sel[2 * r + 1], T = off[v + 1] - off[v];
+        prefix.resize(T + 1);
+        column_prefix_sums(x + off[v] * K + c, K, T, prefix.data());
+        for (int64_t h = 0; h < H; ++h) {
+          const int64_t o = start[r * H + h];
+          threshold_proposals(att + off[v], T, thr[h], prefix.data(), weight, vs[r], v, c,
+                              out_ids + 4 * o, out_scores + o);
+        }
+      }
+    });
+  });
+  return {ids, scores};
+}
+
+std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segments_in,
+                                                        const at::Tensor& scores_in,
+                                                        const at::Tensor& groups_in, int64_t method,
+                                                        double sigma, double iou_threshold,
+                                                        double min_score, double offset, bool quadratic) {
+  check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, offset);
+  const at::Tensor segments = segments_in.to(at::kDouble).contiguous();
+  const at::Tensor scores = scores_in.to(at::kDouble).contiguous();
+  const at::Tensor groups = groups_in.contiguous();
+  const int64_t N = segments.size(0);
+  const double* seg = segments.data_ptr<double>();
+  const double* sc = scores.data_ptr<double>();
+  const int64_t* grp = groups.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) {
+    TORCH_CHECK_VALUE(std::isfinite(seg[2 * i]) && std::isfinite(seg[2 * i + 1]),
+                      "batched_soft_nms: segments contain NaN or infinity (segments[", i, "])");
+    TORCH_CHECK_VALUE(seg[2 * i + 1] >= seg[2 * i],
+                      "batched_soft_nms: every segment must end at or after its start (segments[", i, "])");
+    TORCH_CHECK_VALUE(std::isfinite(sc[i]), "batched_soft_nms: scores contain NaN or infinity (scores[", i, "])");
+  }
+  // Stable grouping keeps each group's segments in index order (the tie rule).
+  std::vector<int64_t> perm(N);
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  if (!std::is_sorted(grp, grp + N)) {
+    std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return grp[a] < grp[b]; });
+  }
+  std::vector<double> st(N), en(N), sv(N);
+  std::vector<int64_t> bounds = {0};
+  for (int64_t q = 0; q < N; ++q) {
+    st[q] = seg[2 * perm[q]];
+    en[q] = seg[2 * perm[q] + 1];
+    sv[q] = sc[perm[q]];
+    if (q > 0 && grp[perm[q]] != grp[perm[q - 1]]) bounds.push_back(q);
+  }
+  if (N > 0) bounds.push_back(N);
+  const int64_t G = static_cast<int64_t>(bounds.size()) - 1;
+  NmsParams params;
+  params.method = method;
+  params.sigma = sigma;
+  params.iou_threshold = iou_threshold;
+  params.min_score = min_score;
+  params.offset = offset;
+  std::vector<int64_t> local(N), counts(std::max<int64_t>(G, 0));
+  std::vector<double> kept(N);
+  at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {
+    NmsWorkspace ws;
+    for (int64_t g = begin; g < end; ++g) {
+      const int64_t b = bounds[g], n = bounds[g + 1] - b;
+      counts[g] = quadratic
+                      ? soft_nms_quadratic(&st[b], &en[b], &sv[b], n, params, &local[b], &kept[b])
+                      : soft_nms_sweep(&st[b], &en[b], &sv[b], n, params, &local[b], &kept[b], ws);
+    }
+  });
+  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t{0});
+  at::Tensor keep = at::empty({total}, groups.options());
+  at::Tensor kept_scores = at::empty({total}, scores.options());
+  int64_t* k = keep.data_ptr<int64_t>();
+  double* ks = kept_scores.data_ptr<double>();
+  for (int64_t g = 0, w = 0; g < G; ++g) {
+    for (int64_t j = 0; j < counts[g]; ++j, ++w) {
+      const int64_t b = bounds[g];
+      k[w] = perm[b + local[b + j]];
+      ks[w] = kept[b + j];
+    }
+  }
+  return {keep, kept_scores};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(himnet_fast, CPU, m) {
+  m.impl("proposals", &proposals_cpu);
+  m.impl("batched_soft_nms", &batched_soft_nms_cpu);
+}
+
+}  // namespace himnet_fast

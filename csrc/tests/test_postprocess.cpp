@@ -1,0 +1,187 @@
+// Torch-free tests of the post-processing algorithms: hand-computed values, and
+// the overlap sweep against the O(n^2) loop on random inputs (run under ASan+UBSan).
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "ops/postprocess/nms.h"
+#include "ops/postprocess/proposals.h"
+#include "test_framework.h"
+
+using namespace himnet_fast;
+
+HF_TEST(segment_iou_hand_values) {
+  HF_EXPECT(segment_iou(0, 4, 2, 6, 0) == 2.0 / 6.0);
+  HF_EXPECT(segment_iou(0, 4, 4, 6, 0) == 0.0);            // touching: no overlap
+  HF_EXPECT(segment_iou(0, 4, 4, 6, 1) == 1.0 / 7.0);      // legacy: [0..4] and [4..6] share 1 of 7
+  HF_EXPECT(segment_iou(1, 3, 1, 3, 0) == 1.0);
+  HF_EXPECT(segment_iou(2, 2, 2, 2, 0) == 0.0);            // empty segments never overlap
+  HF_EXPECT(segment_iou(2, 2, 2, 2, 1) == 1.0);
+  HF_EXPECT(segment_iou(0, 10, 20, 30, 1) == 0.0);
+}
+
+HF_TEST(pair_update_rules) {
+  NmsParams p;
+  p.method = kNmsGaussian;
+  p.sigma = 0.5;
+  double s = 2.0;
+  HF_EXPECT(nms_pair_update(p, 0.0, &s) && s == 2.0);
+  HF_EXPECT(nms_pair_update(p, 0.5, &s) && s == 2.0 * std::exp(-0.25 / 0.5));
+  p.method = kNmsLinear;
+  p.iou_threshold = 0.3;
+  s = 1.0;
+  HF_EXPECT(nms_pair_update(p, 0.3, &s) && s == 1.0);      // not above the threshold
+  HF_EXPECT(nms_pair_update(p, 0.75, &s) && s == 0.25);
+  p.method = kNmsHard;
+  HF_EXPECT(nms_pair_update(p, 0.3, &s));
+  HF_EXPECT(!nms_pair_update(p, 0.31, &s));
+}
+
+HF_TEST(oic_score_hand_example) {
+  // x = 1..8 (T = 8). Proposal [2, 6): L = 4, inner = (3+4+5+6)/4 = 4.5,
+  // o_s = floor(2 - 1) = 1, o_e = min(7, floor(5 + 1)) = 6: outer = {x1, x6} = {2, 7} -> 4.5.
+  const float x[] = {1, 2, 3, 4, 5, 6, 7, 8};
+  double prefix[9];
+  column_prefix_sums(x, 1, 8, prefix);
+  HF_EXPECT(prefix[8] == 36.0);
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 2, 6, 0.2, 0.5), 0.0 + 0.1, 1e-15);
+  // [0, 8): no outer region at all -> outer = 0.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 0, 8, 0.0, 0.0), 4.5, 1e-15);
+  // [7, 8) (L = 1): o_s = floor(6.75) = 6 -> {x6} = 7; o_e = min(7, floor(7.25)) = 7 -> right empty.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 7, 8, 0.0, 0.0), 8.0 - 7.0, 1e-15);
+  // [1, 3) (L = 2): o_s = max(0, floor(0.5)) = 0 -> {x0} = 1; o_e = floor(2.5) = 2 < e -> right empty.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 1, 3, 0.0, 0.0), 2.5 - 1.0, 1e-15);
+  // [3, 5) (L = 2): o_s = floor(2.5) = 2 -> {x2} = 3; o_e = floor(4.5) = 4 < e -> right empty.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 3, 5, 0.0, 0.0), 4.5 - 3.0, 1e-15);
+  // [2, 5) (L = 3): o_s = floor(1.25) = 1 -> {x1} = 2; o_e = floor(4.75) = 4 < e: outer = 2.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 2, 5, 0.0, 0.0), 4.0 - 2.0, 1e-15);
+  // [1, 7) (L = 6): o_s = floor(-0.5) -> 0 -> {x0} = 1; o_e = min(7, floor(7.5)) = 7 -> {x7} = 8: outer 4.5.
+  HF_EXPECT_NEAR(oic_score(prefix, 8, 1, 7, 0.0, 0.0), 4.5 - 4.5, 1e-15);
+}
+
+HF_TEST(threshold_proposals_hand_example) {
+  const double a[] = {0.9, 0.2, 0.6, 0.7, 0.1, 0.8};
+  const float x[] = {1, 0, 1, 1, 0, 1};
+  double prefix[7];
+  column_prefix_sums(x, 1, 6, prefix);
+  HF_EXPECT(threshold_proposals(a, 6, 0.5, nullptr, 0.2, 1.0, 3, 4, nullptr, nullptr) == 3);
+  std::vector<int64_t> ids(12);
+  std::vector<double> sc(3);
+  HF_EXPECT(threshold_proposals(a, 6, 0.5, prefix, 0.2, 1.0, 3, 4, ids.data(), sc.data()) == 3);
+  const std::vector<int64_t> expected = {3, 4, 0, 1, 3, 4, 2, 4, 3, 4, 5, 6};
+  HF_EXPECT(ids == expected);
+  // [0,1): outer = [0,0) and [1, min(5, floor(0.25))] = [1, 0] empty -> 0; score 1 + 0.2.
+  HF_EXPECT_NEAR(sc[0], 1.2, 1e-15);
+  HF_EXPECT(threshold_proposals(a, 6, 0.95, prefix, 0.2, 1.0, 0, 0, ids.data(), sc.data()) == 0);
+  HF_EXPECT(threshold_proposals(a, 0, 0.0, prefix, 0.2, 1.0, 0, 0, ids.data(), sc.data()) == 0);
+}
+
+HF_TEST(soft_nms_hand_example) {
+  // Three segments: B overlaps A with IoU 1/2 (length 4, shift 2 -> 2/6 = 1/3), C far.
+  const double s[] = {0, 2, 20}, e[] = {4, 6, 24}, sc[] = {0.9, 0.8, 0.5};
+  NmsParams p;
+  p.method = kNmsGaussian;
+  p.sigma = 0.3;
+  NmsWorkspace ws;
+  int64_t keep[3];
+  double kept[3];
+  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 3);
+  const double b = 0.8 * std::exp(-(1.0 / 9.0) / 0.3);  // 0.552 > 0.5
+  HF_EXPECT(keep[0] == 0 && keep[1] == 1 && keep[2] == 2);
+  HF_EXPECT(kept[0] == 0.9 && kept[1] == b && kept[2] == 0.5);
+  p.method = kNmsHard;
+  p.iou_threshold = 0.3;
+  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 2);
+  HF_EXPECT(keep[0] == 0 && keep[1] == 2);
+  p.min_score = 0.6;
+  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 1);
+  // Ties go to the lowest index.
+  const double tie[] = {0.5, 0.5, 0.5};
+  p = NmsParams();
+  HF_EXPECT(soft_nms_sweep(s, e, tie, 3, p, keep, kept, ws) == 3);
+  HF_EXPECT(keep[0] == 0 && keep[1] == 2 && keep[2] == 1);
+  HF_EXPECT(soft_nms_sweep(s, e, sc, 0, p, keep, kept, ws) == 0);
+}
+
+HF_TEST(soft_nms_sweep_matches_quadratic_on_random_inputs) {
+  std::mt19937_64 rng(1234);
+  NmsWorkspace ws;  // reused across calls on purpose
+  int checked = 0;
+  for (int trial = 0; trial < 600; ++trial) {
+    const int64_t n = static_cast<int64_t>(rng() % 60);
+    const bool integer = trial % 3 == 0;  // snippet-like ints: many ties and touching ends
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::vector<double> s(n), e(n), sc(n);
+    for (int64_t i = 0; i < n; ++i) {
+      if (integer) {
+        s[i] = static_cast<double>(rng() % 20);
+        e[i] = s[i] + static_cast<double>(rng() % 6);
+        sc[i] = static_cast<double>(rng() % 5) / 4.0 - (trial % 4 == 1 ? 0.5 : 0.0);
+      } else {
+        s[i] = 50.0 * u(rng);
+        e[i] = s[i] + 10.0 * u(rng);
+        sc[i] = u(rng) - (trial % 4 == 1 ? 0.5 : 0.0);  // some negative scores
+      }
+    }
+    NmsParams p;
+    p.method = trial % 3;
+    p.sigma = 0.1 + u(rng);
+    p.iou_threshold = u(rng);
+    p.offset = trial % 5 == 0 ? 1.0 : 0.0;
+    p.min_score = trial % 2 == 0 ? -INFINITY : (u(rng) - 0.5) * 0.5;
+    std::vector<int64_t> k1(n), k2(n);
+    std::vector<double> v1(n), v2(n);
+    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
+    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
+    HF_EXPECT(m1 == m2);
+    bool same = m1 == m2;
+    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
+    HF_EXPECT(same);
+    checked += same;
+  }
+  HF_EXPECT(checked == 600);
+}
+
+HF_TEST(decay_exp_is_exp_within_two_ulp) {
+  HF_EXPECT(decay_exp(0.0) == 1.0 && decay_exp(-0.0) == 1.0);
+  HF_EXPECT(decay_exp(-std::log(2.0)) == 0.5);
+  HF_EXPECT(decay_exp(-746.0) == 0.0 && decay_exp(-1e300) == 0.0);
+  int bad = 0;
+  for (int i = 0; i <= 70000; ++i) {
+    const double x = -i * 0.01;  // down to -700
+    const double want = std::exp(x);
+    const double ulp = std::nextafter(want, 1.0) - want;
+    bad += std::fabs(decay_exp(x) - want) > 2 * ulp;
+  }
+  HF_EXPECT(bad == 0);
+}
+
+HF_TEST(soft_nms_sweep_matches_quadratic_on_large_inputs) {
+  // Several blocks, trees of several levels, compactions, long segments reaching far.
+  std::mt19937_64 rng(99);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::exponential_distribution<double> ex(1.0 / 20.0);
+  NmsWorkspace ws;
+  for (int64_t method = 0; method < 3; ++method) {
+    const int64_t n = 3000;
+    std::vector<double> s(n), e(n), sc(n);
+    for (int64_t i = 0; i < n; ++i) {
+      s[i] = 1000.0 * u(rng);
+      e[i] = s[i] + ex(rng) * (i % 97 == 0 ? 20.0 : 1.0);
+      sc[i] = u(rng) - (method == 1 ? 0.2 : 0.0);
+    }
+    NmsParams p;
+    p.method = method;
+    p.iou_threshold = 0.3;
+    p.min_score = method == 2 ? 0.01 : -INFINITY;
+    std::vector<int64_t> k1(n), k2(n);
+    std::vector<double> v1(n), v2(n);
+    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
+    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
+    HF_EXPECT(m1 == m2 && m1 > 0);
+    bool same = m1 == m2;
+    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
+    HF_EXPECT(same);
+  }
+}

@@ -1,0 +1,255 @@
+"""Dispatchers of the post-processing ops: ``proposals``, ``nms``, ``soft_nms``, ``batched_soft_nms``.
+
+Backends: ``"reference"`` (numpy, ``himnet_fast.reference.postprocess``) and ``"cpp"``
+(the extension ops ``torch.ops.himnet_fast.proposals`` / ``batched_soft_nms``, CPU
+and CUDA kernels); ``"auto"`` = ``"cpp"`` when the extension loads. On the CPU the
+native ops return the reference's bits; CUDA kernels round the same way except
+that the device exp may differ in the last bit (the decay uses a portable exp, so
+it does not).
+
+Inputs may be tensors or array-likes; outputs are tensors on the input device.
+Scores are computed and returned in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from himnet_fast.ops._dispatch import native_available, resolve_backend
+from himnet_fast.reference import postprocess as ref
+
+_METHOD_IDS = {"hard": 0, "linear": 1, "gaussian": 2}
+
+if native_available():
+
+    @torch.library.register_fake("himnet_fast::proposals")
+    def _proposals_fake(attention, cas, offsets, selected, video_scores, thresholds, weight):
+        count = torch.library.get_ctx().new_dynamic_size()
+        return offsets.new_empty((count, 4)), video_scores.new_empty((count,))
+
+    @torch.library.register_fake("himnet_fast::batched_soft_nms")
+    def _batched_soft_nms_fake(segments, scores, groups, method, sigma, iou_threshold, min_score, offset,
+                               quadratic=False):
+        count = torch.library.get_ctx().new_dynamic_size()
+        return groups.new_empty((count,)), segments.new_empty((count,), dtype=torch.float64)
+
+
+def _tensor(name: str, op: str, value, dtype=None, device=None) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{op}: {name} must be a tensor or array-like, got {type(value).__name__}") from exc
+    if device is not None:
+        t = t.to(device)
+    if dtype is not None:
+        t = t.to(dtype)
+    return t
+
+
+def _choose(op: str, backend: str) -> str:
+    return resolve_backend(op, backend, ("reference", "cpp"), "cpp" if native_available() else "reference")
+
+
+def proposals(
+    attention,
+    cas,
+    offsets,
+    selected,
+    video_scores,
+    thresholds=ref.DEFAULT_THRESHOLDS,
+    weight: float = 0.2,
+    backend: str = "auto",
+):
+    """Connected-component proposals of selected (video, class) rows with OIC scores.
+
+    Args:
+        attention: (S,) float attention of V videos packed along time (S = sum T_v).
+        cas: (S, K) float S_hat packed the same way (same dtype as attention; float32/64).
+        offsets: (V+1,) int64, video v spans rows [offsets[v], offsets[v+1]).
+        selected: (R, 2) int64 rows (video, class).
+        video_scores: (R,) the video score of each row's class.
+        thresholds: (H,) attention thresholds (default linspace(0.1, 0.9, 10)).
+        weight: weight of the video score in the OIC score (0.2).
+        backend: "auto" | "reference" | "cpp".
+
+    Returns:
+        ids (P, 4) int64 rows (video, class, start, end), end exclusive, ordered by row,
+        threshold, start; scores (P,) float64 (see ``reference.postprocess.oic_score``).
+    """
+    op = "proposals"
+    attention = _tensor("attention", op, attention)
+    device = attention.device
+    cas = _tensor("cas", op, cas, device=device)
+    if attention.dim() != 1:
+        raise ValueError(f"{op}: attention must be 1D (S,), got shape {tuple(attention.shape)}")
+    if cas.dim() != 2 or cas.shape[0] != attention.shape[0]:
+        raise ValueError(
+            f"{op}: cas must be (S, K) with S = len(attention) = {attention.shape[0]}, got {tuple(cas.shape)}"
+        )
+    if not (attention.is_floating_point() and cas.is_floating_point()):
+        raise ValueError(f"{op}: attention and cas must be floating point")
+    if attention.dtype != cas.dtype or attention.dtype not in (torch.float32, torch.float64):
+        dtype = torch.float64 if torch.float64 in (attention.dtype, cas.dtype) else torch.float32
+        attention, cas = attention.to(dtype), cas.to(dtype)
+    native = _choose(op, backend) == "cpp"
+    if not native and not (bool(torch.isfinite(attention).all()) and bool(torch.isfinite(cas).all())):
+        raise ValueError(f"{op}: attention and cas must be finite (found NaN or infinity)")  # the op checks too
+    offsets = _tensor("offsets", op, offsets, torch.int64, device)
+    selected = _tensor("selected", op, selected, torch.int64, device).reshape(-1, 2)
+    video_scores = _tensor("video_scores", op, video_scores, torch.float64, device).reshape(-1)
+    thresholds = _tensor("thresholds", op, thresholds, torch.float64, device).reshape(-1)
+    if offsets.dim() != 1 or offsets.numel() < 1:
+        raise ValueError(f"{op}: offsets must be 1D (V+1,), got shape {tuple(offsets.shape)}")
+    off = offsets.cpu()
+    if int(off[0]) != 0 or int(off[-1]) != attention.shape[0] or bool((off[1:] < off[:-1]).any()):
+        raise ValueError(f"{op}: offsets must rise from 0 to len(attention) = {attention.shape[0]}")
+    if video_scores.shape[0] != selected.shape[0]:
+        raise ValueError(f"{op}: video_scores must have one entry per selected row ({selected.shape[0]}), "
+                         f"got {video_scores.shape[0]}")
+    if selected.numel():
+        v, c = selected[:, 0], selected[:, 1]
+        videos, K = off.numel() - 1, cas.shape[1]
+        if int(v.min()) < 0 or int(v.max()) >= videos or int(c.min()) < 0 or int(c.max()) >= K:
+            raise ValueError(f"{op}: selected rows must name videos in [0, {videos}) and classes in [0, {K})")
+    if not bool(torch.isfinite(video_scores).all()) or not bool(torch.isfinite(thresholds).all()):
+        raise ValueError(f"{op}: video_scores and thresholds must be finite")
+    if native:
+        return torch.ops.himnet_fast.proposals(attention, cas, offsets, selected, video_scores, thresholds,
+                                               float(weight))
+    ids, scores = ref.proposals_reference(attention.cpu().numpy(), cas.cpu().numpy(), off.numpy(),
+                                          selected.cpu().numpy(), video_scores.cpu().numpy(),
+                                          thresholds.cpu().numpy(), float(weight))
+    return torch.from_numpy(ids).to(device), torch.from_numpy(scores).to(device)
+
+
+def _nms_inputs(op: str, segments, scores, groups, check_values: bool):
+    segments = _tensor("segments", op, segments)
+    device = segments.device
+    if segments.dim() != 2 or segments.shape[1] != 2:
+        raise ValueError(f"{op}: segments must be (N, 2), got shape {tuple(segments.shape)}")
+    scores = _tensor("scores", op, scores, device=device)
+    if scores.dim() != 1 or scores.shape[0] != segments.shape[0]:
+        raise ValueError(f"{op}: scores must be (N,) with N = {segments.shape[0]} (one per segment), "
+                         f"got shape {tuple(scores.shape)}")
+    if groups is None:
+        groups = torch.zeros(segments.shape[0], dtype=torch.int64, device=device)
+    groups = _tensor("groups", op, groups, device=device)
+    if groups.dim() != 1 or groups.shape[0] != segments.shape[0]:
+        raise ValueError(f"{op}: groups must be (N,) with N = {segments.shape[0]}, got shape {tuple(groups.shape)}")
+    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+        raise ValueError(f"{op}: groups must be integer, got {groups.dtype}")
+    segments, scores, groups = segments.to(torch.float64), scores.to(torch.float64), groups.to(torch.int64)
+    if not check_values:  # the native op checks the values itself, in the same words
+        return segments, scores, groups
+    if not bool(torch.isfinite(scores).all()):
+        raise ValueError(f"{op}: scores contain NaN or infinity")
+    if not bool(torch.isfinite(segments).all()):
+        raise ValueError(f"{op}: segments contain NaN or infinity")
+    if bool((segments[:, 1] < segments[:, 0]).any()):
+        raise ValueError(f"{op}: every segment must end at or after its start (segments[:, 1] >= segments[:, 0])")
+    return segments, scores, groups
+
+
+def _nms_params(op: str, method: str, sigma: float, iou_threshold: float, min_score, offset) -> tuple:
+    if method not in _METHOD_IDS:
+        raise ValueError(f"{op}: method must be one of {tuple(_METHOD_IDS)}, got {method!r}")
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"{op}: sigma must be a positive finite number, got {sigma}")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise ValueError(f"{op}: iou_threshold must lie in [0, 1], got {iou_threshold}")
+    if offset not in (0, 1):
+        raise ValueError(f"{op}: offset must be 0 (continuous IoU) or 1 (legacy +1 IoU), got {offset}")
+    min_score = -math.inf if min_score is None else float(min_score)
+    if math.isnan(min_score):
+        raise ValueError(f"{op}: min_score must not be NaN")
+    return method, float(sigma), float(iou_threshold), min_score, float(offset)
+
+
+def batched_soft_nms(
+    segments,
+    scores,
+    groups,
+    sigma: float = 0.3,
+    iou_threshold: float = 0.7,
+    min_score: float | None = None,
+    method: str = "gaussian",
+    offset: int = 0,
+    backend: str = "auto",
+):
+    """(Soft-)NMS of every group of segments in one call.
+
+    Args:
+        segments: (N, 2) [start, end], end >= start, finite.
+        scores: (N,) finite scores.
+        groups: (N,) integer group ids (any order; segments only interact within a group).
+        sigma: gaussian width (decay exp(-iou^2 / sigma)).
+        iou_threshold: hard / linear threshold (decay 1 - iou when iou > threshold).
+        min_score: stop a group when its best remaining score is below it (None: never).
+        method: "gaussian" | "linear" | "hard".
+        offset: 0 continuous IoU, 1 legacy inclusive "+1" IoU.
+        backend: "auto" | "reference" | "cpp".
+
+    Returns:
+        keep (M,) int64 indices, grouped by ascending group id, each group in selection
+        order (highest current score first, ties to the lowest index); kept_scores (M,)
+        float64, the score each kept segment had when picked.
+    """
+    return _run_nms("batched_soft_nms", segments, scores, groups, sigma, iou_threshold, min_score, method, offset,
+                    backend)
+
+
+def _run_nms(op, segments, scores, groups, sigma, iou_threshold, min_score, method, offset, backend):
+    native = _choose(op, backend) == "cpp"
+    segments, scores, groups = _nms_inputs(op, segments, scores, groups, check_values=not native)
+    method, sigma, iou_threshold, min_score, offset = _nms_params(op, method, sigma, iou_threshold, min_score, offset)
+    if native:
+        return torch.ops.himnet_fast.batched_soft_nms(segments, scores, groups, _METHOD_IDS[method], sigma,
+                                                      iou_threshold, min_score, offset)
+    keep, kept = ref.batched_soft_nms_reference(
+        segments.cpu().numpy(), scores.cpu().numpy(), groups.cpu().numpy(), method=method, sigma=sigma,
+        iou_threshold=iou_threshold, min_score=min_score, offset=offset)
+    return torch.from_numpy(keep).to(segments.device), torch.from_numpy(kept).to(segments.device)
+
+
+def soft_nms(
+    segments,
+    scores,
+    sigma: float = 0.3,
+    iou_threshold: float = 0.7,
+    min_score: float | None = None,
+    method: str = "gaussian",
+    offset: int = 0,
+    backend: str = "auto",
+):
+    """Soft-NMS of one set of segments: ``batched_soft_nms`` with a single group.
+
+    Args and returns as ``batched_soft_nms`` (segments (N, 2), scores (N,) ->
+    keep (M,) int64 in selection order, kept_scores (M,) float64).
+    """
+    return _run_nms("soft_nms", segments, scores, None, sigma, iou_threshold, min_score, method, offset, backend)
+
+
+def nms(
+    segments,
+    scores,
+    iou_threshold: float = 0.7,
+    offset: int = 0,
+    min_score: float | None = None,
+    groups=None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Hard NMS: keep the best segment, drop those with IoU > iou_threshold with it, repeat.
+
+    Args:
+        segments: (N, 2); scores: (N,); groups: optional (N,) group ids (per-group NMS).
+    Returns:
+        keep (M,) int64 indices in selection order (descending score, ties to the lowest
+        index; grouped by ascending group id when groups are given).
+    """
+    keep, _ = _run_nms("nms", segments, scores, groups, 0.3, iou_threshold, min_score, "hard", offset, backend)
+    return keep

@@ -1,0 +1,219 @@
+"""Detection post-processing: class selection, proposals, (soft-)NMS, results JSON.
+
+``detect_videos`` turns per-video attention A and class activations S_hat into
+detections by DESIGN.md section 3 ("Inference"). The two ops it runs, proposals and
+(soft-)NMS, go through their dispatchers in ``himnet_fast.ops.postprocess`` for all
+videos at once (one call each); ``backend="reference"`` runs the numpy spec of
+``himnet_fast.reference.postprocess`` instead, with the same glue around it, so both
+backends return the same bits on the CPU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from himnet_fast.ops import postprocess as ops
+from himnet_fast.reference.postprocess import (
+    DEFAULT_THRESHOLDS,
+    SECONDS_PER_SNIPPET,
+    select_classes,
+    video_class_scores,
+)
+
+__all__ = ["DetectionConfig", "detect_videos", "to_results_json", "select_video_classes", "synthetic_video_outputs"]
+
+
+@dataclass
+class DetectionConfig:
+    """Settings of ``detect_videos`` (defaults: DESIGN.md section 3).
+
+    r: top-k ratio of the video scores, k = max(1, T // r).
+    class_threshold: keep classes whose video score >= it (else the argmax).
+    thresholds: attention thresholds of the proposals.
+    oic_weight: weight of the video score added to the OIC score.
+    nms: "soft" or "hard"; iou_threshold (hard, and linear soft), sigma (gaussian),
+    soft_method "gaussian" | "linear"; min_score: drop detections scored below it;
+    offset: 0 continuous IoU, 1 legacy "+1" IoU.
+    seconds_per_snippet: 16 frames at 25 fps.
+    max_per_video: keep only the highest-scored detections of each video (None: all).
+    """
+
+    r: int = 10
+    class_threshold: float = 0.2
+    thresholds: tuple = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+    oic_weight: float = 0.2
+    nms: str = "soft"
+    iou_threshold: float = 0.7
+    sigma: float = 0.3
+    soft_method: str = "gaussian"
+    min_score: float = 0.0
+    offset: int = 0
+    seconds_per_snippet: float = SECONDS_PER_SNIPPET
+    max_per_video: int | None = None
+
+    def __post_init__(self):
+        self.thresholds = tuple(float(t) for t in np.asarray(self.thresholds, dtype=np.float64).reshape(-1))
+        if not all(math.isfinite(t) for t in self.thresholds):
+            raise ValueError(f"DetectionConfig: thresholds must be finite, got {self.thresholds}")
+        if not (isinstance(self.r, int) and self.r >= 1):
+            raise ValueError(f"DetectionConfig: r must be a positive integer, got {self.r!r}")
+        if self.nms not in ("soft", "hard"):
+            raise ValueError(f"DetectionConfig: nms must be 'soft' or 'hard', got {self.nms!r}")
+        if self.soft_method not in ("gaussian", "linear"):
+            raise ValueError(f"DetectionConfig: soft_method must be 'gaussian' or 'linear', got {self.soft_method!r}")
+        if not 0.0 <= self.iou_threshold <= 1.0:
+            raise ValueError(f"DetectionConfig: iou_threshold must lie in [0, 1], got {self.iou_threshold}")
+        if not self.sigma > 0:
+            raise ValueError(f"DetectionConfig: sigma must be > 0, got {self.sigma}")
+        if self.offset not in (0, 1):
+            raise ValueError(f"DetectionConfig: offset must be 0 or 1, got {self.offset}")
+        if self.max_per_video is not None and self.max_per_video < 0:
+            raise ValueError(f"DetectionConfig: max_per_video must be >= 0 or None, got {self.max_per_video}")
+
+    @property
+    def nms_method(self) -> str:
+        return "hard" if self.nms == "hard" else self.soft_method
+
+
+def _as_numpy(name: str, i: int, x, ndim: int) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    a = np.asarray(x)
+    if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"detect_videos: {name}[{i}] must be a {ndim}D float array, got {a.dtype} {a.shape}")
+    return a
+
+
+def select_video_classes(cas_list, cfg: DetectionConfig):
+    """Selected (video, class) rows and their video scores.
+
+    Returns:
+        selected (R, 2) int64 rows (video, class), ascending; video_scores (R,) float64.
+    """
+    rows, scores = [], []
+    for v, x in enumerate(cas_list):
+        s = video_class_scores(x, cfg.r)
+        for c in select_classes(s, cfg.class_threshold).tolist():
+            rows.append((v, c))
+            scores.append(s[c])
+    return np.array(rows, dtype=np.int64).reshape(-1, 2), np.array(scores, dtype=np.float64)
+
+
+def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: str = "auto") -> list[np.ndarray]:
+    """Detections of a list of videos.
+
+    Args:
+        attention: list of V arrays/tensors (T_i,), the attention A of each video.
+        cas: list of V arrays/tensors (T_i, K), S_hat = S * A (background last), same T_i.
+        cfg: DetectionConfig (defaults when None).
+        backend: "auto" | "cpp" | "reference" for the proposal and NMS ops.
+
+    Returns:
+        list of V float64 arrays (n_i, 4), rows (class, start_s, end_s, score): classes
+        ascending, each class in NMS selection order (descending score); with
+        cfg.max_per_video, the top detections of the video by score instead.
+    """
+    cfg = cfg or DetectionConfig()
+    if len(attention) != len(cas):
+        raise ValueError(f"detect_videos: got {len(attention)} attention arrays but {len(cas)} cas arrays")
+    att = [_as_numpy("attention", i, a, 1) for i, a in enumerate(attention)]
+    xs = [_as_numpy("cas", i, x, 2) for i, x in enumerate(cas)]
+    V = len(att)
+    if V == 0:
+        return []
+    K = xs[0].shape[1]
+    for i, (a, x) in enumerate(zip(att, xs)):
+        if x.shape[0] != a.shape[0] or x.shape[1] != K or x.shape[0] < 1:
+            raise ValueError(f"detect_videos: cas[{i}] must be (T, K={K}) with T = len(attention[{i}]) = "
+                             f"{a.shape[0]} >= 1, got {x.shape}")
+    dtype = np.float64 if any(a.dtype == np.float64 for a in att + xs) else np.float32
+    offsets = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum([a.shape[0] for a in att], out=offsets[1:])
+    att_all = torch.from_numpy(np.concatenate(att).astype(dtype, copy=False))
+    cas_all = torch.from_numpy(np.concatenate(xs).astype(dtype, copy=False))
+    selected, video_scores = select_video_classes(xs, cfg)
+    ids, scores = ops.proposals(att_all, cas_all, torch.from_numpy(offsets), torch.from_numpy(selected),
+                                torch.from_numpy(video_scores), cfg.thresholds, cfg.oic_weight, backend=backend)
+    groups = ids[:, 0] * K + ids[:, 1]
+    keep, kept = ops.batched_soft_nms(ids[:, 2:4].to(torch.float64), scores, groups, sigma=cfg.sigma,
+                                      iou_threshold=cfg.iou_threshold, min_score=cfg.min_score,
+                                      method=cfg.nms_method, offset=cfg.offset, backend=backend)
+    kept_ids = ids.index_select(0, keep).numpy()
+    rows = np.empty((kept_ids.shape[0], 4), dtype=np.float64)
+    rows[:, 0] = kept_ids[:, 1]
+    rows[:, 1] = kept_ids[:, 2] * cfg.seconds_per_snippet
+    rows[:, 2] = kept_ids[:, 3] * cfg.seconds_per_snippet
+    rows[:, 3] = kept.numpy()
+    bounds = np.searchsorted(kept_ids[:, 0], np.arange(V + 1))  # kept rows are grouped by video
+    out = [rows[bounds[v] : bounds[v + 1]] for v in range(V)]
+    if cfg.max_per_video is not None:
+        out = [d[np.argsort(-d[:, 3], kind="stable")[: cfg.max_per_video]] for d in out]
+    return out
+
+
+def to_results_json(names, detections, classlist) -> dict:
+    """ActivityNet results format: {"version", "results": {name: [{label, score, segment}]}, "external_data"}.
+
+    Args:
+        names: V video names (str or bytes).
+        detections: V arrays (n_i, 4) rows (class, start_s, end_s, score), as detect_videos returns.
+        classlist: class names (str or bytes), index = class id.
+    """
+    if len(names) != len(detections):
+        raise ValueError(f"to_results_json: {len(names)} names but {len(detections)} detection arrays")
+
+    def text(x) -> str:
+        return x.decode() if isinstance(x, (bytes, np.bytes_)) else str(x)
+
+    labels = [text(c) for c in classlist]
+    results = {}
+    for name, det in zip(names, detections):
+        det = np.asarray(det, dtype=np.float64).reshape(-1, 4)
+        results[text(name)] = [
+            {"label": labels[int(c)], "score": float(s), "segment": [float(a), float(b)]} for c, a, b, s in det
+        ]
+    return {"version": "VERSION 1.3", "results": results, "external_data": {}}
+
+
+def synthetic_video_outputs(lengths, segments=None, num_classes: int = 20, seed: int = 0):
+    """Model-like (attention, S_hat) pairs for tests and benchmarks of the post-processing.
+
+    Each ground-truth segment [start, end) (snippets) of class c becomes a smooth
+    bump of attention and of class c's activation, plus noise; the background
+    activation falls where the attention rises.
+
+    Args:
+        lengths: V video lengths T_i (snippets).
+        segments: optional V lists of (start, end, class) in snippets; random ones
+            (about a third of each video) when None.
+        num_classes: C (K = C + 1 columns, background last).
+        seed: RNG seed.
+    Returns:
+        attention list of (T_i,) float32 in [0, 1], cas list of (T_i, C+1) float32.
+    """
+    rng = np.random.default_rng(seed)
+    attention, cas = [], []
+    for i, T in enumerate(int(t) for t in lengths):
+        if segments is None:
+            count = max(1, int(rng.poisson(max(1.0, T / 40))))
+            c = int(rng.integers(num_classes))
+            starts = rng.integers(0, T, count)
+            spans = [(int(s), int(min(T, s + 1 + rng.exponential(T / (3 * count) + 1))), c) for s in starts]
+        else:
+            spans = [(int(s), int(e), int(c)) for s, e, c in segments[i]]
+        t = np.arange(T, dtype=np.float64)
+        bump = np.zeros(T)
+        x = rng.normal(0.0, 0.5, (T, num_classes + 1))
+        for s, e, c in spans:
+            mid, half = (s + e) / 2, max(0.5, (e - s) / 2)
+            shape = np.clip(1.2 - np.abs(t - mid) / (half + 1.0), 0.0, 1.0)
+            bump = np.maximum(bump, shape)
+            x[:, c] += 4.0 * shape
+        a = np.clip(0.05 + 0.9 * bump + rng.normal(0.0, 0.08, T), 0.0, 1.0)
+        x[:, num_classes] += 3.0 * (1.0 - a)
+        attention.append(a.astype(np.float32))
+        cas.append((x * a[:, None]).astype(np.float32))
+    return attention, cas

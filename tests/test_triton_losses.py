@@ -1,0 +1,229 @@
+"""Fused HiM-Net losses (kernels/himnet_loss.py) against ``himnet_losses_reference``.
+
+Values of L_MIL, L_CLL, L_SCL and the gradients dS, dA (for random upstream weights on the
+three terms) on fresh random inputs of many shapes, every SCL variant, strided and half inputs,
+extreme logits and clamped attention. Runs through the Triton interpreter without a GPU and on
+CUDA with one (the ``device`` fixture of test_triton_topk.py).
+"""
+import subprocess
+import sys
+
+import pytest
+import torch
+from test_triton_topk import assert_grads_close, device, topk_sizes  # noqa: F401  (fixture)
+
+from himnet_fast import ops
+from himnet_fast.reference import losses as R
+
+
+def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
+    """S (B, T, K) logits, A (B, T) in (0, 1), labels (B, K-1) multi-hot with >= 1 positive."""
+    g = torch.Generator().manual_seed(seed)
+    S = torch.randn(B, T, K, generator=g) * logit_scale
+    A = torch.rand(B, T, generator=g)
+    labels = (torch.rand(B, K - 1, generator=g) < 0.3).float()
+    labels[torch.arange(B), torch.randint(0, K - 1, (B,), generator=g)] = 1.0
+    return S.to(device, dtype), A.to(device, dtype), labels.to(device)
+
+
+def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None):
+    """Fused vs reference: the three terms, then dS and dA for random upstream weights.
+
+    ref_dtype: run the reference on inputs cast to this dtype (e.g. float32 for half inputs).
+    """
+    ref_dtype = ref_dtype or S.dtype
+    S_r = S.detach().to(ref_dtype).requires_grad_()
+    A_r = A.detach().to(ref_dtype).requires_grad_()
+    S_f = S.detach().clone().requires_grad_()
+    A_f = A.detach().clone().requires_grad_()
+    expected = R.himnet_losses_reference(S_r, A_r, labels, k, alpha=alpha, scl_variant=variant)
+    actual = ops.himnet_losses(S_f, A_f, labels, k, alpha=alpha, scl_variant=variant, backend="triton")
+    assert isinstance(actual, R.HiMNetLossTerms)
+    for name in R.HiMNetLossTerms._fields:
+        a, e = getattr(actual, name), getattr(expected, name)
+        assert a.shape == () and a.dtype == torch.float32, name
+        torch.testing.assert_close(a, e.float(), rtol=rtol, atol=rtol, msg=lambda m: f"L_{name}: {m}")
+    weights = torch.rand(3, generator=torch.Generator().manual_seed(1)) + 0.5
+    sum(w * t for w, t in zip(weights, expected)).backward()
+    sum(w * t for w, t in zip(weights, actual)).backward()
+    assert S_f.grad.dtype == S.dtype and A_f.grad.dtype == A.dtype
+    assert_grads_close(S_f.grad.to(ref_dtype), S_r.grad, grad_rtol)
+    assert_grads_close(A_f.grad.to(ref_dtype), A_r.grad, grad_rtol)
+
+
+# (B, T, K, k, variant): a varied sample of B in 1..12, T in {1, 7, 60, 137, 560},
+# K in {2, 21, 201}, k in {1, T, T // 7}, SCL variant in {self, target, none}.
+VARIANTS = ("self", "target", "none")
+SHAPES = [(1, 1, 2), (3, 7, 21), (12, 7, 2), (2, 60, 201), (6, 60, 21), (1, 137, 201), (4, 137, 2), (2, 560, 21),
+          (1, 560, 2)]
+CASES = [(B, T, K, k, VARIANTS[(i + j) % 3]) for i, (B, T, K) in enumerate(SHAPES) for j, k in enumerate(topk_sizes(T))]
+
+
+@pytest.mark.parametrize("B,T,K,k,variant", CASES)
+def test_fused_losses_match_reference(device, B, T, K, k, variant):
+    S, A, labels = make_inputs(B, T, K, device, seed=B * 7919 + T * 31 + K + k)
+    compare(S, A, labels, k, variant=variant)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 10.0])
+def test_fused_losses_alpha(device, alpha):
+    S, A, labels = make_inputs(3, 60, 21, device, seed=5)
+    compare(S, A, labels, 8, alpha=alpha, variant="self")
+    compare(S, A, labels, 8, alpha=alpha, variant="target")
+
+
+def test_alpha_zero_equals_variant_none(device):
+    S, A, labels = make_inputs(2, 60, 21, device, seed=6)
+    a = ops.himnet_losses(S, A, labels, 8, alpha=0.0, scl_variant="self", backend="triton")
+    b = ops.himnet_losses(S, A, labels, 8, alpha=4.0, scl_variant="none", backend="triton")
+    torch.testing.assert_close(a.scl, b.scl)
+    assert not torch.allclose(a.scl, ops.himnet_losses(S, A, labels, 8, backend="triton").scl)
+
+
+def test_fused_losses_extreme_logits(device):
+    """Logits far apart: b of the arg-max class rounds to 1, so log(1 - b) needs the stable form."""
+    S, A, labels = make_inputs(3, 60, 21, device, logit_scale=60.0, seed=7)
+    compare(S, A, labels, 8, variant="self")
+
+
+def test_fused_losses_clamped_attention(device):
+    """A exactly 0 or 1 (clamped to [EPS, 1 - EPS] in Eq. 9-10: no gradient through the clamp)."""
+    S, A, labels = make_inputs(2, 137, 21, device, seed=8)
+    A[:, ::3] = 0.0
+    A[:, 1::3] = 1.0
+    compare(S, A, labels, 19, variant="self")
+    compare(S, A, labels, 19, variant="target")
+
+
+def test_fused_losses_strided_inputs_and_bool_labels(device):
+    """S as the transpose of a (B, K, T) conv output, A a strided view, bool labels."""
+    S, A, labels = make_inputs(4, 60, 21, device, seed=9)
+    S = S.transpose(1, 2).contiguous().transpose(1, 2)
+    A = torch.stack([A, A], dim=-1)[..., 0]
+    assert not S.is_contiguous() and not A.is_contiguous()
+    compare(S, A, labels.bool(), 8, variant="target")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_losses_half_inputs(device, dtype):
+    """Half inputs, S distinct per column (multiples of 1/8, exact in bf16/fp16); compared with
+    the float32 reference on the same (upcast) values, so S * A is the same float32 product."""
+    B, T, K = 3, 60, 21
+    g = torch.Generator().manual_seed(10)
+    S = torch.stack([torch.randperm(T, generator=g) for _ in range(B * K)]).reshape(B, K, T).transpose(1, 2)
+    S = ((S.float() - T / 2) / 8).contiguous()
+    A = torch.rand(B, T, generator=g)
+    labels = (torch.rand(B, K - 1, generator=g) < 0.3).float()
+    compare(S.to(device, dtype), A.to(device, dtype), labels.to(device), 8, rtol=1e-4, grad_rtol=1e-2,
+            ref_dtype=torch.float32)
+
+
+def test_fused_losses_long_sequence(device):
+    """T = 8192 snippets: the select kernel reads each column in chunks; many row tiles."""
+    S, A, labels = make_inputs(1, 8192, 2, device, seed=11)
+    compare(S, A, labels, 8192 // 7)
+
+
+def _valid():
+    S, A, labels = make_inputs(2, 10, 4, "cpu", seed=12)
+    return {"S": S, "A": A, "labels": labels, "k": 2}
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"S": torch.randn(10, 4)}, "S"),
+        ({"S": torch.randn(2, 10, 1)}, "S"),
+        ({"A": torch.rand(2, 9)}, "A"),
+        ({"A": torch.rand(2, 10) + 1.0}, "A"),
+        ({"A": torch.randint(0, 2, (2, 10))}, "A"),
+        ({"labels": torch.ones(2, 4)}, "labels"),
+        ({"labels": torch.full((2, 3), 0.5)}, "labels"),
+        ({"k": 0}, "k"),
+        ({"k": 11}, "k"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"scl_variant": "both"}, "scl_variant"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_himnet_losses_rejects_bad_input(change, match, backend):
+    kwargs = {**_valid(), **change}
+    with pytest.raises(ValueError, match=match):
+        ops.himnet_losses(backend=backend, **kwargs)
+
+
+def test_check_values_false_skips_only_value_checks():
+    kwargs = _valid()
+    kwargs["A"] = kwargs["A"] + 1.0  # out of [0, 1]: a value check
+    out = ops.himnet_losses(backend="triton", check_values=False, **kwargs)
+    assert all(torch.isfinite(t) for t in out)
+    with pytest.raises(ValueError, match="S"):
+        ops.himnet_losses(backend="triton", check_values=False, **{**kwargs, "S": torch.randn(2, 10, 1)})
+
+
+def test_auto_backend_uses_reference_on_cpu():
+    S, A, labels = make_inputs(2, 10, 4, "cpu", seed=13)
+    S.requires_grad_()
+    out = ops.himnet_losses(S, A, labels, 2)
+    assert "HiMNetLossFunction" not in type(out.mil.grad_fn).__name__
+
+
+def test_kernels_are_imported_lazily():
+    """Importing the ops package (and its loss dispatcher) must not define Triton kernels."""
+    code = (
+        "import sys, himnet_fast.ops, himnet_fast.ops.losses\n"
+        "bad = [m for m in sys.modules if m.startswith('himnet_fast.kernels.')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("upstream", ["announced", "multiple", "other", "one_term"])
+def test_gradient_written_in_forward(device, upstream):
+    """grad_weights: dS, dA from the forward pass are used as they are (upstream = the announced
+    weights), scaled (a multiple of them) or recomputed (anything else) -- always correct."""
+    S, A, labels = make_inputs(3, 137, 21, device, seed=14)
+    weights = (1.0, 1.0, 0.01)
+    upstream_weights = {"announced": weights, "multiple": (2.5, 2.5, 0.025), "other": (0.3, 1.7, 0.2),
+                        "one_term": (1.0, 0.0, 0.0)}[upstream]
+    grads = {}
+    backends = {"fused": {"backend": "triton", "grad_weights": weights}, "reference": {"backend": "reference"}}
+    for name, kwargs in backends.items():
+        S_x, A_x = S.clone().requires_grad_(), A.clone().requires_grad_()
+        terms = ops.himnet_losses(S_x, A_x, labels, 19, **kwargs)
+        if name == "fused" and upstream in ("announced", "multiple"):
+            S_x.data.neg_()  # behind autograd's back: a backward that re-read S would now be wrong
+        sum(w * t for w, t in zip(upstream_weights, terms)).backward()
+        grads[name] = (S_x.grad, A_x.grad)
+    assert_grads_close(grads["fused"][0], grads["reference"][0])
+    assert_grads_close(grads["fused"][1], grads["reference"][1])
+
+
+def test_gradient_written_in_forward_twice(device):
+    """A second backward through the same graph (retain_graph) recomputes into new buffers and
+    leaves the first result untouched."""
+    S, A, labels = make_inputs(2, 60, 21, device, seed=15)
+    S.requires_grad_()
+    terms = ops.himnet_losses(S, A, labels, 8, backend="triton", grad_weights=(1.0, 1.0, 0.01))
+    loss = terms.mil + terms.cll + 0.01 * terms.scl
+    (first,) = torch.autograd.grad(loss, S, retain_graph=True)
+    kept = first.clone()
+    (second,) = torch.autograd.grad(2.0 * loss, S)
+    torch.testing.assert_close(first, kept, rtol=0, atol=0)
+    torch.testing.assert_close(second, 2.0 * kept)
+
+
+@pytest.mark.parametrize("bad", [(1.0, 1.0), (0.0, 0.0, 0.0), (1.0, float("nan"), 1.0), "111"])
+def test_grad_weights_rejected(bad):
+    with pytest.raises(ValueError, match="grad_weights"):
+        ops.himnet_losses(**_valid(), backend="triton", grad_weights=bad)
+
+
+def test_too_many_classes_for_the_fused_kernel():
+    """More classes than one register tile holds: the Triton backend refuses with a reason."""
+    from himnet_fast.ops.losses import MAX_FUSED_CLASSES
+
+    S, A, labels = make_inputs(1, 3, MAX_FUSED_CLASSES + 1, "cpu", seed=16)
+    with pytest.raises(ValueError, match="S: C\\+1"):
+        ops.himnet_losses(S, A, labels, 1, backend="triton")
+    assert torch.isfinite(ops.himnet_losses(S, A, labels, 1, backend="reference").mil)
