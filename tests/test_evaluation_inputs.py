@@ -225,6 +225,8 @@ def test_snippet_targets_hand_computed():
     assert snippet_targets(anns, 5, {"a": 0, "b": 1}, 3).tolist() == [3, 3, 0, 1, 1]
     later_wins = anns + [{"segment": [0.0, 3.0], "label": "a"}]
     assert snippet_targets(later_wins, 5, {"a": 0, "b": 1}, 3).tolist() == [0, 0, 0, 0, 0]
+    # [1.0, 1.2) holds no centre: it takes the snippet of its midpoint 1.1 s, floor(1.1 / 0.64) = 1.
+    assert snippet_targets([{"segment": [1.0, 1.2], "label": "b"}], 5, {"a": 0, "b": 1}, 3).tolist() == [3, 1, 3, 3, 3]
     with pytest.raises(ValueError, match="label 'z'"):
         snippet_targets([{"segment": [0, 1], "label": "z"}], 5, {"a": 0}, 1)
 

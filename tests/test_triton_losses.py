@@ -5,6 +5,7 @@ three terms) on fresh random inputs of many shapes, every SCL variant, strided a
 extreme logits and clamped attention. Runs through the Triton interpreter without a GPU and on
 CUDA with one (the ``device`` fixture of test_triton_topk.py).
 """
+import os
 import subprocess
 import sys
 
@@ -227,3 +228,43 @@ def test_too_many_classes_for_the_fused_kernel():
     with pytest.raises(ValueError, match="S: C\\+1"):
         ops.himnet_losses(S, A, labels, 1, backend="triton")
     assert torch.isfinite(ops.himnet_losses(S, A, labels, 1, backend="reference").mil)
+
+
+COMPILE_SCRIPT = r"""
+import os, sys
+os.environ.pop("TRITON_INTERPRET", None)
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from himnet_fast.kernels import himnet_loss as hl, topk_mean as tm
+
+FLOATS = ("alpha", "inv_B", "inv_k", "w_mil", "w_cll", "w_scl")
+
+def build(kernel, consts, warps, ints=("thr_ptr",)):
+    sig = {n: "constexpr" if n in consts else "*i32" if n in ints else "*bf16" if n in ("S_ptr", "dS_ptr")
+           else "*fp32" if n.endswith("_ptr") else "fp32" if n in FLOATS else "i32" for n in kernel.arg_names}
+    triton.compile(ASTSource(kernel, sig, consts), target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})
+
+for T, K, B in [(560, 21, 10), (9000, 2, 1)]:
+    bt, bc, single, w = tm.select_config(T, K, B)
+    for has_a in (True, False):
+        build(tm._topk_select_kernel, {"HAS_A": has_a, "BLOCK_T": bt, "BLOCK_C": bc, "SINGLE": single}, w)
+build(tm._topk_grad_kernel, {"BLOCK_T": 128, "BLOCK_C": 32}, 4)
+bt, bk, w = hl.loss_config(2048, 201)
+for mode in range(4):
+    build(hl._himnet_loss_kernel, {"VARIANT": mode % 3, "MODE": mode, "BLOCK_T": bt, "BLOCK_K": bk}, w)
+print("compiled")
+"""
+
+
+def test_kernels_compile_for_hopper():
+    """The interpreter accepts code the compiler rejects (e.g. non-constexpr globals): compile
+    every kernel for sm_90 (PTX and cubin, no GPU needed) in a process without the interpreter."""
+    try:
+        from triton.backends.compiler import GPUTarget  # noqa: F401
+        from triton.compiler import ASTSource  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"this Triton has no ASTSource/GPUTarget compile API: {exc}")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]

@@ -5,33 +5,32 @@ from typing import Dict, Iterable, Mapping, Sequence
 
 import numpy as np
 
-SECONDS_PER_SNIPPET = 16 / 25  # one I3D feature per 16 frames at 25 fps
-
-
-def snippet_targets(annotations: Iterable[Mapping], T: int, class_index: Dict[str, int], num_classes: int,
-                    seconds_per_snippet: float = SECONDS_PER_SNIPPET) -> np.ndarray:
+def snippet_targets(annotations: Iterable[Mapping], T: int, class_index: Dict[str, int], num_classes: int) -> np.ndarray:
     """(T,) int64 ground-truth class per snippet; background (outside every segment) = num_classes.
 
-    Snippet t spans [t, t+1) * seconds_per_snippet and takes the class of a segment
-    ``[start, end)`` that contains its centre; where segments of several classes cover it,
-    the one listed last wins.
+    The rule is the data layer's (``himnet_fast.data.segment_snippets``), so the metric scores
+    snippets exactly as the loaders and the generator place them: snippet t belongs to segment
+    [s, e) when its centre (t + 0.5) * 16/25 s lies inside; a segment too short to hold a centre
+    gets the snippet holding its midpoint; where segments overlap, the one listed last wins.
 
     Args:
         annotations: one video's ActivityNet annotations ``[{"segment": [s, e], "label": name}]``.
         T: number of snippets; class_index: {label: id in [0, num_classes)}.
     """
+    from himnet_fast.data.snippets import segment_snippets
+
     if T < 0:
         raise ValueError(f"T: must be >= 0, got {T}")
-    out = np.full(T, num_classes, dtype=np.int64)
-    centres = (np.arange(T) + 0.5) * seconds_per_snippet
+    annotations = list(annotations)
     for k, ann in enumerate(annotations):
-        label = ann["label"]
-        if label not in class_index:
-            raise ValueError(f"annotations[{k}]: label {label!r} not in class_index")
-        start, end = float(ann["segment"][0]), float(ann["segment"][1])
-        if not end >= start:
+        if ann["label"] not in class_index:
+            raise ValueError(f"annotations[{k}]: label {ann['label']!r} not in class_index")
+        if not float(ann["segment"][1]) >= float(ann["segment"][0]):
             raise ValueError(f"annotations[{k}]: segment must be [start, end] with end >= start, got {ann['segment']}")
-        out[(centres >= start) & (centres < end)] = class_index[label]
+    out = np.full(T, num_classes, dtype=np.int64)
+    segments = np.array([[float(a["segment"][0]), float(a["segment"][1])] for a in annotations]).reshape(-1, 2)
+    for (s, e), ann in zip(zip(*segment_snippets(segments, T)), annotations):
+        out[s:e] = class_index[ann["label"]]
     return out
 
 
