@@ -22,6 +22,10 @@ TORCH_LIBRARY(himnet_fast, m) {
   m.def(
       "proposals(Tensor attention, Tensor cas, Tensor offsets, Tensor selected, "
       "Tensor video_scores, Tensor thresholds, float weight) -> (Tensor, Tensor)");
+  // Video-level class scores of V ragged videos: cas (S, K) packed along time,
+  // offsets (V+1,) int64 -> (V, K-1) float64 (softmax of top-k means, k = max(1, T/r),
+  // background dropped). CPU kernel only (a CUDA caller's dispatcher copies to the CPU).
+  m.def("video_scores(Tensor cas, Tensor offsets, int r) -> Tensor");
   // (Soft-)NMS of many groups at once: segments (N, 2), scores (N,), groups (N,)
   // int64; method 0 hard, 1 linear, 2 gaussian; offset 0 or 1 (legacy IoU) ->
   // keep (M,) int64 indices ordered by group id then selection, kept scores (M,)

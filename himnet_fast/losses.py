@@ -24,6 +24,8 @@ class LossConfig:
 
     ``scl_variant``: "self" (paper), "target" (target-centred U) or "none" (no uncertainty,
     same as alpha = 0), the SCL rows of Table 4. ``num_pairs``: leading batch pairs for VCL.
+    ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
+    every step (costs host syncs on a GPU; the data layer already rejects NaN features).
     """
 
     lambda1: float = 1.0
@@ -37,6 +39,7 @@ class LossConfig:
     scl_variant: str = "self"
     backend: str = "auto"
     num_pairs: int = 3
+    check_values: bool = False
 
     def __post_init__(self):
         check_number("lambda1", self.lambda1, 0.0)
@@ -70,7 +73,11 @@ class HiMNetCriterion(nn.Module):
         out = dict.fromkeys(("mil", "cll", "vcl", "scl"), zero)
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
-            terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant, backend=cfg.backend)
+            # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
+            # dS, dA during the forward and make the backward a no-op.
+            grad_weights = (float(cfg.use_mil), float(cfg.use_cll), cfg.lambda2 if cfg.use_scl else 0.0)
+            terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
+                                      backend=cfg.backend, check_values=cfg.check_values, grad_weights=grad_weights)
             for name in ("mil", "cll", "scl"):
                 if getattr(cfg, f"use_{name}"):
                     out[name] = getattr(terms, name)

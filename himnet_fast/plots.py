@@ -43,7 +43,8 @@ def plot_curves(history: dict, evaluations: Sequence[dict], path, title: str = "
     ax_loss.set_xlabel("iteration")
     ax_loss.set_ylabel("loss (unweighted terms)")
     ax_loss.set_yscale("log")
-    ax_loss.legend(loc="upper right", fontsize=8)
+    if ax_loss.lines:
+        ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.set_title("training losses")
     if evaluations:
         e_it = [e["iteration"] for e in evaluations]

@@ -283,7 +283,7 @@ class HiMNetLossFunction(torch.autograd.Function):
         ctx.params = (k, alpha, variant)
         ctx.grad_weights = grad_weights
         ctx.precomputed = None
-        if grad_weights is None:
+        if grad_weights is None or not any(ctx.needs_input_grad[:2]):
             _launch(0, S, A, labels, k, alpha, variant, stats, part=part)
         else:
             dS, dA = torch.empty_like(S), torch.empty_like(A)

@@ -109,3 +109,19 @@ def test_bad_input_raises_naming_the_argument():
         crit(A, S, X[:3], labels, 2)
     with pytest.raises(ValueError, match=r"^A:"):
         crit(A[:, :3], S, X, labels, 2)
+
+
+@pytest.mark.parametrize("disabled", [None, "cll"])
+def test_triton_backend_gives_the_reference_total_and_gradients(disabled):
+    """The criterion's fused path (grad_weights hint included) against the reference, float32;
+    on the CPU this runs the Triton interpreter."""
+    A, S, X, labels = (t.detach().float() for t in batch(3))
+    flags = {} if disabled is None else {f"use_{disabled}": False}
+    grads = {}
+    for backend in ("reference", "triton"):
+        S_, A_, X_ = (t.clone().requires_grad_() for t in (S, A, X))
+        out = HiMNetCriterion(LossConfig(lambda2=0.5, backend=backend, **flags))(A_, S_, X_, labels, 3)
+        out["total"].backward()
+        grads[backend] = (out["total"].detach(), S_.grad, A_.grad, X_.grad)
+    for ref, fast in zip(grads["reference"], grads["triton"]):
+        torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)

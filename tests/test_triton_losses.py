@@ -260,6 +260,8 @@ print("compiled")
 def test_kernels_compile_for_hopper():
     """The interpreter accepts code the compiler rejects (e.g. non-constexpr globals): compile
     every kernel for sm_90 (PTX and cubin, no GPU needed) in a process without the interpreter."""
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU the CUDA-parametrized tests compile every kernel for the real device")
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
         from triton.compiler import ASTSource  # noqa: F401

@@ -16,17 +16,9 @@ import os
 
 import torch
 
+from himnet_fast import validation
 from himnet_fast.ops._dispatch import resolve_backend, triton_available
 from himnet_fast.reference import losses as reference
-from himnet_fast.validation import (
-    check_choice,
-    check_int,
-    check_labels,
-    check_number,
-    check_range,
-    check_shape,
-    check_tensor,
-)
 
 BACKENDS = ("reference", "triton")
 MAX_FUSED_CLASSES = 4096  # the fused loss keeps one row of C+1 classes in a register tile
@@ -54,13 +46,13 @@ def _choose(op: str, backend: str, S: torch.Tensor, max_classes: int | None = No
 
 def _check_cas(S, k, check_values: bool) -> tuple[int, int, int]:
     """S: (B, T, K) floating, K >= 2, k in [1, T]; returns (B, T, K)."""
-    check_tensor("S", S, 3, finite=check_values)
+    validation.check_tensor("S", S, 3, finite=check_values)
     if S.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"S: dtype must be one of {_FLOAT_DTYPES}, got {S.dtype}")
     B, T, K = S.shape
     if K < 2:
         raise ValueError(f"S: last dim must be C+1 >= 2 (at least one class plus background), got {K}")
-    check_int("k", k, 1, T)
+    validation.check_int("k", k, 1, T)
     return B, T, K
 
 
@@ -125,23 +117,23 @@ def himnet_losses(
         computes in float32 whatever the input dtype; S's dtype from the reference).
     """
     B, T, K = _check_cas(S, k, check_values)
-    check_tensor("A", A, 2, finite=check_values)
-    check_shape("A", A, (B, T), "(B, T) of S")
-    check_tensor("labels", labels, 2, dtype_floating=False, finite=False)
-    check_shape("labels", labels, (B, K - 1), "(B, C) with C+1 = S.shape[-1]")
+    validation.check_tensor("A", A, 2, finite=check_values)
+    validation.check_shape("A", A, (B, T), "(B, T) of S")
+    validation.check_tensor("labels", labels, 2, dtype_floating=False, finite=False)
+    validation.check_shape("labels", labels, (B, K - 1), "(B, C) with C+1 = S.shape[-1]")
     _check_same_device("A", A, S)
     _check_same_device("labels", labels, S)
-    check_number("alpha", alpha, 0.0)
-    check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
+    validation.check_number("alpha", alpha, 0.0)
+    validation.check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
     if grad_weights is not None:
         if not isinstance(grad_weights, (tuple, list)) or len(grad_weights) != 3:
             raise ValueError(f"grad_weights: expected None or 3 numbers (w_mil, w_cll, w_scl), got {grad_weights!r}")
-        weights = [check_number(f"grad_weights[{i}]", w) for i, w in enumerate(grad_weights)]
+        weights = [validation.check_number(f"grad_weights[{i}]", w) for i, w in enumerate(grad_weights)]
         if not any(weights):
             raise ValueError("grad_weights: at least one weight must be non-zero")
     if check_values:
-        check_range("A", A, 0.0, 1.0)
-        check_labels("labels", labels)
+        validation.check_range("A", A, 0.0, 1.0)
+        validation.check_labels("labels", labels)
     if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
         return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant)
     from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses

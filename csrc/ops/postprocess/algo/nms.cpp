@@ -12,6 +12,7 @@ constexpr int64_t kBlockBits = 5;  // candidate scans go by blocks of 32 positio
 constexpr int64_t kBlock = int64_t{1} << kBlockBits;
 constexpr int64_t kKeyBits = 5;  // the lazy tournament keys blocks of 32 positions
 constexpr int64_t kKey = int64_t{1} << kKeyBits;
+constexpr int64_t kCompactMin = 1024;
 
 // out[i] = decay_exp(-(iou_i^2) / sigma), iou_i = IoU of [s, e] and [hs[i], he[i]]:
 // the gaussian rule of nms_pair_update, in a loop the compiler vectorizes (an AVX2
@@ -61,8 +62,9 @@ struct Sweep {
 
   // Once a third of the positions are dead, drops them from the arrays (keeping the
   // (start, index) order) and rebuilds the trees: scans then skip fewer dead ones.
+  // Small problems are left alone (a rebuild costs more than the scans it saves).
   void maybe_compact() {
-    if (3 * dead <= n) return;
+    if (n < kCompactMin || 3 * dead <= n) return;
     int64_t w = 0;
     for (int64_t q = 0; q < n; ++q) {
       if (ws.end[q] == -INFINITY) continue;
@@ -186,8 +188,9 @@ struct Sweep {
   // Marks position q dead (score and end -inf).
   void kill(int64_t q) {
     ++dead;
+    const double end = ws.end[q];
     ws.end[q] = -INFINITY;
-    refresh_end(q >> kBlockBits, true);
+    if (end == ws.block_end[block_leaves + (q >> kBlockBits)]) refresh_end(q >> kBlockBits, true);
     rescore(q, -INFINITY);
   }
 

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <numeric>
 #include <tuple>
 #include <vector>
@@ -13,9 +15,24 @@
 #include "../../../binding_utils.h"
 #include "../nms.h"
 #include "../proposals.h"
+#include "../video_scores.h"
 
 namespace himnet_fast {
 namespace {
+
+// True when no entry is NaN or infinite: an exponent-bits test the compiler vectorizes.
+template <typename scalar_t>
+bool all_finite(const scalar_t* x, int64_t n) {
+  using bits_t = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
+  constexpr bits_t exponent = sizeof(scalar_t) == 8 ? bits_t{0x7ff0000000000000ull} : bits_t{0x7f800000u};
+  bits_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    bits_t b;
+    std::memcpy(&b, x + i, sizeof(b));
+    bad |= static_cast<bits_t>((b & exponent) == exponent);
+  }
+  return bad == 0;
+}
 
 // Checks offsets (0 = o_0 <= ... <= o_V = sum T) and the selected rows' ranges.
 void check_proposal_values(const int64_t* off, int64_t videos, int64_t total, const int64_t* sel,
@@ -57,10 +74,8 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
   AT_DISPATCH_FLOATING_TYPES(cas.scalar_type(), "proposals_cpu", [&] {
     const scalar_t* att = attention.data_ptr<scalar_t>();
     const scalar_t* x = cas.data_ptr<scalar_t>();
-    bool finite = true;  // one branch-free pass over both inputs
-    for (int64_t i = 0; i < attention.numel(); ++i) finite &= std::isfinite(static_cast<double>(att[i]));
-    for (int64_t i = 0; i < cas.numel(); ++i) finite &= std::isfinite(static_cast<double>(x[i]));
-    TORCH_CHECK_VALUE(finite, "proposals: attention and cas must be finite (found NaN or infinity)");
+    TORCH_CHECK_VALUE(all_finite(att, attention.numel()) && all_finite(x, cas.numel()),
+                      "proposals: attention and cas must be finite (found NaN or infinity)");
     at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) {
         const int64_t v = sel[2 * r], T = off[v + 1] - off[v];
@@ -90,6 +105,36 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
     });
   });
   return {ids, scores};
+}
+
+at::Tensor video_scores_cpu(const at::Tensor& cas_in, const at::Tensor& offsets_in, int64_t r) {
+  TORCH_CHECK_VALUE(cas_in.dim() == 2 && cas_in.size(1) >= 2 &&
+                        (cas_in.scalar_type() == at::kFloat || cas_in.scalar_type() == at::kDouble),
+                    "video_scores: cas must be (S, K >= 2) float32 or float64, got ", cas_in.sizes());
+  TORCH_CHECK_VALUE(offsets_in.dim() == 1 && offsets_in.size(0) >= 1 && offsets_in.scalar_type() == at::kLong,
+                    "video_scores: offsets must be 1D int64 (V+1,)");
+  TORCH_CHECK_VALUE(r >= 1, "video_scores: r must be >= 1, got ", r);
+  const at::Tensor cas = cas_in.contiguous(), offsets = offsets_in.contiguous();
+  const int64_t videos = offsets.size(0) - 1, K = cas.size(1);
+  const int64_t* off = offsets.data_ptr<int64_t>();
+  TORCH_CHECK_VALUE(off[0] == 0 && off[videos] == cas.size(0),
+                    "video_scores: offsets must start at 0 and end at the packed length ", cas.size(0));
+  for (int64_t v = 0; v < videos; ++v) {
+    TORCH_CHECK_VALUE(off[v + 1] > off[v], "video_scores: every video needs T >= 1 (video ", v, ")");
+  }
+  at::Tensor out = at::empty({videos, K - 1}, cas.options().dtype(at::kDouble));
+  double* o = out.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(cas.scalar_type(), "video_scores_cpu", [&] {
+    const scalar_t* x = cas.data_ptr<scalar_t>();
+    TORCH_CHECK_VALUE(all_finite(x, cas.numel()), "video_scores: cas must be finite (found NaN or infinity)");
+    at::parallel_for(0, videos, 8, [&](int64_t begin, int64_t end) {
+      std::vector<double> buf;
+      for (int64_t v = begin; v < end; ++v) {
+        video_class_scores(x + off[v] * K, off[v + 1] - off[v], K, r, buf, o + v * (K - 1));
+      }
+    });
+  });
+  return out;
 }
 
 std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segments_in,
@@ -164,6 +209,7 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
 
 TORCH_LIBRARY_IMPL(himnet_fast, CPU, m) {
   m.impl("proposals", &proposals_cpu);
+  m.impl("video_scores", &video_scores_cpu);
   m.impl("batched_soft_nms", &batched_soft_nms_cpu);
 }
 
