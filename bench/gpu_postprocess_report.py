@@ -108,7 +108,13 @@ def main() -> int:
         t_att, t_cas = inputs
         cfg = DetectionConfig()
         att, cas, offsets = packed(t_att, t_cas)
-        sel, vscores = select_video_classes(t_cas, cfg)
+        class_scores = P.video_scores(cas.to(dev), offsets.to(dev), cfg.r, backend="cpp")
+        want_scores = P.video_scores(cas, offsets, cfg.r, backend="reference")
+        same = class_scores.shape == want_scores.shape
+        check("video_scores THUMOS14 (CPU kernel via CUDA inputs)", same,
+              float((class_scores.cpu() - want_scores).abs().max()) if same else float("inf"),
+              same and torch.equal(class_scores.cpu(), want_scores))
+        sel, vscores = select_video_classes(want_scores.numpy(), cfg.class_threshold)
         sel, vscores = torch.from_numpy(sel), torch.from_numpy(vscores)
         ids, sc = compare_proposals("proposals THUMOS14 212 videos", att, cas, offsets, sel, vscores, dev)
         groups = ids[:, 0] * cas.shape[1] + ids[:, 1]

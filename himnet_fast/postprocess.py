@@ -1,9 +1,9 @@
 """Detection post-processing: class selection, proposals, (soft-)NMS, results JSON.
 
 ``detect_videos`` turns per-video attention A and class activations S_hat into
-detections by DESIGN.md section 3 ("Inference"). The two ops it runs, proposals and
-(soft-)NMS, go through their dispatchers in ``himnet_fast.ops.postprocess`` for all
-videos at once (one call each); ``backend="reference"`` runs the numpy spec of
+detections by DESIGN.md section 3 ("Inference"). The three ops it runs, video class
+scores, proposals and (soft-)NMS, go through their dispatchers in ``himnet_fast.ops.postprocess`` for all
+videos at once (one call each, after the ``video_scores`` op); ``backend="reference"`` runs the numpy spec of
 ``himnet_fast.reference.postprocess`` instead, with the same glue around it, so both
 backends return the same bits on the CPU.
 """
@@ -16,12 +16,7 @@ import numpy as np
 import torch
 
 from himnet_fast.ops import postprocess as ops
-from himnet_fast.reference.postprocess import (
-    DEFAULT_THRESHOLDS,
-    SECONDS_PER_SNIPPET,
-    select_classes,
-    video_class_scores,
-)
+from himnet_fast.reference.postprocess import DEFAULT_THRESHOLDS, SECONDS_PER_SNIPPET
 
 __all__ = ["DetectionConfig", "detect_videos", "to_results_json", "select_video_classes", "synthetic_video_outputs"]
 
@@ -87,19 +82,20 @@ def _as_numpy(name: str, i: int, x, ndim: int) -> np.ndarray:
     return a
 
 
-def select_video_classes(cas_list, cfg: DetectionConfig):
-    """Selected (video, class) rows and their video scores.
+def select_video_classes(scores, threshold: float = 0.2):
+    """Selected (video, class) rows: classes scored >= threshold, else each video's argmax.
 
+    Args:
+        scores: (V, C) video-level class scores.
     Returns:
         selected (R, 2) int64 rows (video, class), ascending; video_scores (R,) float64.
     """
-    rows, scores = [], []
-    for v, x in enumerate(cas_list):
-        s = video_class_scores(x, cfg.r)
-        for c in select_classes(s, cfg.class_threshold).tolist():
-            rows.append((v, c))
-            scores.append(s[c])
-    return np.array(rows, dtype=np.int64).reshape(-1, 2), np.array(scores, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(len(scores), -1)
+    keep = scores >= threshold
+    none = np.flatnonzero(~keep.any(axis=1))
+    keep[none, np.argmax(scores[none], axis=1)] = True
+    rows = np.argwhere(keep).astype(np.int64).reshape(-1, 2)
+    return rows, scores[rows[:, 0], rows[:, 1]]
 
 
 def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: str = "auto") -> list[np.ndarray]:
@@ -134,7 +130,8 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
     np.cumsum([a.shape[0] for a in att], out=offsets[1:])
     att_all = torch.from_numpy(np.concatenate(att).astype(dtype, copy=False))
     cas_all = torch.from_numpy(np.concatenate(xs).astype(dtype, copy=False))
-    selected, video_scores = select_video_classes(xs, cfg)
+    class_scores = ops.video_scores(cas_all, torch.from_numpy(offsets), cfg.r, backend=backend)
+    selected, video_scores = select_video_classes(class_scores.numpy(), cfg.class_threshold)
     ids, scores = ops.proposals(att_all, cas_all, torch.from_numpy(offsets), torch.from_numpy(selected),
                                 torch.from_numpy(video_scores), cfg.thresholds, cfg.oic_weight, backend=backend)
     groups = ids[:, 0] * K + ids[:, 1]

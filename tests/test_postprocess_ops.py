@@ -148,6 +148,35 @@ def test_proposals_match_reference_on_random_inputs(seed, dtype):
     assert torch.all(ids[:, 3] > ids[:, 2])
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_video_scores_match_reference(seed, dtype):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 400, int(rng.integers(1, 10)))
+    _, cas, offsets = packed_videos(rng, lengths, int(rng.integers(2, 22)), dtype)
+    if seed == 0:
+        cas = torch.round(cas)  # ties inside the top k
+    scores = both(P.video_scores, cas, offsets, r=int(rng.integers(1, 12)))
+    assert scores.shape == (len(lengths), cas.shape[1] - 1) and scores.dtype == torch.float64
+    assert torch.all(scores >= 0) and torch.all(scores.sum(1) <= 1 + 1e-12)
+
+
+@HYPOTHESIS
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=3), st.integers(2, 4), st.integers(1, 12), st.data())
+def test_video_scores_property(lengths, K, r, data):
+    S = sum(lengths)
+    values = data.draw(st.lists(VALUES | st.floats(-30, 30), min_size=S * K, max_size=S * K))
+    cas = torch.tensor(values, dtype=torch.float64).reshape(S, K)
+    offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]))
+    scores = both(P.video_scores, cas, offsets, r=r)
+    assert scores.shape == (len(lengths), K - 1)
+    if data.draw(st.booleans()):
+        cas[data.draw(st.integers(0, S - 1)), 0] = math.nan
+        for backend in ("cpp", "reference"):
+            with pytest.raises(ValueError, match="finite"):
+                P.video_scores(cas, offsets, r=r, backend=backend)
+
+
 @pytest.fixture(scope="module")
 def thumos_test_lengths(shared_data):
     root = shared_data / "thumos14"
@@ -357,6 +386,10 @@ def test_clear_errors(backend):
         P.proposals(att, cas, off, torch.tensor([[0, 3]]), [0.5], backend=backend)
     with pytest.raises(ValueError, match="one entry per selected row"):
         P.proposals(att, cas, off, rows, [0.5, 0.2], backend=backend)
+    with pytest.raises(ValueError, match="offsets must rise"):
+        P.video_scores(cas, torch.tensor([0, 0, 5]), backend=backend)
+    with pytest.raises(ValueError, match="cas must be"):
+        P.video_scores(torch.rand(5), off, backend=backend)
 
 
 def test_raw_ops_check_their_inputs():
@@ -390,6 +423,8 @@ def test_fake_kernels_pass_opcheck():
     pargs = (att, torch.rand(4, 2), torch.tensor([0, 4]), torch.tensor([[0, 1]]),
              torch.tensor([0.5], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64), 0.2)
     torch.library.opcheck(torch.ops.himnet_fast.proposals.default, pargs,
+                          test_utils=("test_schema", "test_faketensor"))
+    torch.library.opcheck(torch.ops.himnet_fast.video_scores.default, (torch.rand(6, 3), torch.tensor([0, 2, 6]), 10),
                           test_utils=("test_schema", "test_faketensor"))
 
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from himnet_fast.postprocess import DetectionConfig, detect_videos, to_results_json
+from himnet_fast.postprocess import DetectionConfig, detect_videos, select_video_classes, to_results_json
 from himnet_fast.reference import postprocess as ref
 
 
@@ -40,6 +40,15 @@ def test_video_class_scores_hand_example():
 def test_select_classes_threshold_and_argmax_fallback():
     assert ref.select_classes([0.1, 0.25, 0.2, 0.19]).tolist() == [1, 2]
     assert ref.select_classes([0.1, 0.15, 0.05]).tolist() == [1]
+    rows, scores = select_video_classes(np.array([[0.1, 0.25, 0.2, 0.19], [0.1, 0.15, 0.05, 0.0]]), 0.2)
+    assert rows.tolist() == [[0, 1], [0, 2], [1, 1]] and scores.tolist() == [0.25, 0.2, 0.15]
+
+
+def test_video_scores_reference_packs_videos():
+    cas = np.random.default_rng(0).normal(size=(30, 4))
+    out = ref.video_scores_reference(cas, [0, 10, 30], r=3)
+    np.testing.assert_array_equal(out[0], ref.video_class_scores(cas[:10], 3))
+    np.testing.assert_array_equal(out[1], ref.video_class_scores(cas[10:], 3))
 
 
 def test_connected_components():

@@ -185,3 +185,28 @@ HF_TEST(soft_nms_sweep_matches_quadratic_on_large_inputs) {
     HF_EXPECT(same);
   }
 }
+
+HF_TEST(video_class_scores_hand_example) {
+  // T = 20, r = 10 -> k = 2. Class 0 tops at (3, 1) -> 2; class 1 -> 0; background -> ln 2.
+  std::vector<float> cas(20 * 3, 0.0f);
+  cas[4 * 3 + 0] = 3.0f;
+  cas[9 * 3 + 0] = 1.0f;
+  cas[0 * 3 + 0] = 0.5f;
+  for (int t = 0; t < 20; ++t) cas[t * 3 + 2] = static_cast<float>(std::log(2.0));
+  std::vector<double> buf;
+  double out[2];
+  video_class_scores(cas.data(), 20, 3, 10, buf, out);
+  const double bg = static_cast<double>(static_cast<float>(std::log(2.0)));
+  const double z0 = 1.0, z1 = std::exp(-2.0), z2 = std::exp(bg - 2.0);
+  HF_EXPECT_NEAR(out[0], z0 / (z0 + z1 + z2), 1e-15);
+  HF_EXPECT_NEAR(out[1], z1 / (z0 + z1 + z2), 1e-15);
+  // Long column (the sampled-pivot path) with ties: k = 30 of T = 300, values 0..9 repeated.
+  std::vector<double> col(300 * 2);
+  for (int t = 0; t < 300; ++t) {
+    col[2 * t] = t % 10;
+    col[2 * t + 1] = 0.0;
+  }
+  video_class_scores(col.data(), 300, 2, 10, buf, out);
+  const double z = std::exp(-9.0);  // top 30 of class 0 are all 9s; background 0
+  HF_EXPECT_NEAR(out[0], 1.0 / (1.0 + z), 1e-15);
+}

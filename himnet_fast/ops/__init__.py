@@ -13,6 +13,7 @@ _EXPORTS = {
     "topk_mean": "himnet_fast.ops.losses",
     "himnet_losses": "himnet_fast.ops.losses",
     "proposals": "himnet_fast.ops.postprocess",
+    "video_scores": "himnet_fast.ops.postprocess",
     "nms": "himnet_fast.ops.postprocess",
     "soft_nms": "himnet_fast.ops.postprocess",
     "batched_soft_nms": "himnet_fast.ops.postprocess",

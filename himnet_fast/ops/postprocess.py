@@ -1,4 +1,5 @@
-"""Dispatchers of the post-processing ops: ``proposals``, ``nms``, ``soft_nms``, ``batched_soft_nms``.
+"""Dispatchers of the post-processing ops: ``video_scores``, ``proposals``, ``nms``, ``soft_nms``,
+``batched_soft_nms``.
 
 Backends: ``"reference"`` (numpy, ``himnet_fast.reference.postprocess``) and ``"cpp"``
 (the extension ops ``torch.ops.himnet_fast.proposals`` / ``batched_soft_nms``, CPU
@@ -22,12 +23,25 @@ from himnet_fast.reference import postprocess as ref
 
 _METHOD_IDS = {"hard": 0, "linear": 1, "gaussian": 2}
 
-if native_available():
+def _native_has(name: str) -> bool:
+    """The loaded extension registers op ``name`` (a stale build may lack a newer one)."""
+    try:
+        getattr(torch.ops.himnet_fast, name)
+    except (AttributeError, RuntimeError):
+        return False
+    return True
+
+
+if native_available() and all(_native_has(n) for n in ("proposals", "video_scores", "batched_soft_nms")):
 
     @torch.library.register_fake("himnet_fast::proposals")
     def _proposals_fake(attention, cas, offsets, selected, video_scores, thresholds, weight):
         count = torch.library.get_ctx().new_dynamic_size()
         return offsets.new_empty((count, 4)), video_scores.new_empty((count,))
+
+    @torch.library.register_fake("himnet_fast::video_scores")
+    def _video_scores_fake(cas, offsets, r):
+        return cas.new_empty((offsets.shape[0] - 1, cas.shape[1] - 1), dtype=torch.float64)
 
     @torch.library.register_fake("himnet_fast::batched_soft_nms")
     def _batched_soft_nms_fake(segments, scores, groups, method, sigma, iou_threshold, min_score, offset,
@@ -53,6 +67,40 @@ def _tensor(name: str, op: str, value, dtype=None, device=None) -> torch.Tensor:
 
 def _choose(op: str, backend: str) -> str:
     return resolve_backend(op, backend, ("reference", "cpp"), "cpp" if native_available() else "reference")
+
+
+def video_scores(cas, offsets, r: int = 10, backend: str = "auto") -> torch.Tensor:
+    """Video-level class scores of V ragged videos (softmax of top-k means, background dropped).
+
+    Args:
+        cas: (S, K) S_hat of V videos packed along time (float32/64, K = C + 1, background last).
+        offsets: (V+1,) int64, video v spans rows [offsets[v], offsets[v+1]), each T_v >= 1.
+        r: k = max(1, T_v // r) per video.
+        backend: "auto" | "reference" | "cpp" (the native kernel runs on the CPU; CUDA inputs are
+            copied there and the result copied back).
+
+    Returns:
+        (V, K-1) float64 (see ``reference.postprocess.video_class_scores``).
+    """
+    op = "video_scores"
+    cas = _tensor("cas", op, cas)
+    device = cas.device
+    if cas.dim() != 2 or cas.shape[1] < 2 or not cas.is_floating_point():
+        raise ValueError(f"{op}: cas must be a float (S, K >= 2) tensor, got {cas.dtype} {tuple(cas.shape)}")
+    if cas.dtype not in (torch.float32, torch.float64):
+        cas = cas.to(torch.float64)
+    off = _tensor("offsets", op, offsets, torch.int64, torch.device("cpu"))
+    if off.dim() != 1 or off.numel() < 1 or int(off[0]) != 0 or int(off[-1]) != cas.shape[0] \
+            or bool((off[1:] <= off[:-1]).any()):
+        raise ValueError(f"{op}: offsets must rise strictly from 0 to len(cas) = {cas.shape[0]} (every T_v >= 1)")
+    if not (isinstance(r, int) and r >= 1):
+        raise ValueError(f"{op}: r must be a positive integer, got {r!r}")
+    if _choose(op, backend) == "cpp":
+        return torch.ops.himnet_fast.video_scores(cas.cpu(), off, r).to(device)
+    x = cas.cpu().numpy()
+    if not np.isfinite(x).all():
+        raise ValueError(f"{op}: cas must be finite (found NaN or infinity)")
+    return torch.from_numpy(ref.video_scores_reference(x, off.numpy(), r)).to(device)
 
 
 def proposals(

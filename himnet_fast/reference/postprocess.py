@@ -66,6 +66,10 @@ def portable_exp(x) -> np.ndarray:
 def video_class_scores(cas, r: int = 10) -> np.ndarray:
     """Video-level class scores: softmax over K of the top-k mean of S_hat, background dropped.
 
+    The top k of a class are its k largest values, ties to the earlier snippet;
+    they are summed in time order, left to right (``np.cumsum``); the softmax uses
+    ``portable_exp`` and a left-to-right sum.
+
     Args:
         cas: (T, K) S_hat of one video (K = C + 1, background last), T >= 1.
         r: k = max(1, T // r).
@@ -75,12 +79,22 @@ def video_class_scores(cas, r: int = 10) -> np.ndarray:
     x = np.asarray(cas, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2:
         raise ValueError(f"video_class_scores: cas must be (T >= 1, K >= 2), got {x.shape}")
-    T = x.shape[0]
-    k = max(1, T // r)
-    top = np.partition(x, T - k, axis=0)[T - k :]  # the k largest per class (in no particular order)
-    gamma = top.sum(axis=0) / k
-    z = np.exp(gamma - gamma.max())
-    return (z / z.sum())[:-1]
+    k = max(1, x.shape[0] // r)
+    top = np.argsort(-x, axis=0, kind="stable")[:k]  # the k largest per class, ties to the earlier snippet
+    in_time_order = np.take_along_axis(x, np.sort(top, axis=0), axis=0)
+    gamma = np.cumsum(in_time_order, axis=0)[-1] / k
+    z = portable_exp(gamma - gamma.max())
+    return (z / np.cumsum(z)[-1])[:-1]
+
+
+def video_scores_reference(cas, offsets, r: int = 10) -> np.ndarray:
+    """video_class_scores of each of V videos packed along time: cas (S, K), offsets (V+1,) -> (V, K-1)."""
+    x = np.asarray(cas, dtype=np.float64)
+    off = np.asarray(offsets, dtype=np.int64)
+    out = np.zeros((off.shape[0] - 1, x.shape[1] - 1))
+    for v in range(off.shape[0] - 1):
+        out[v] = video_class_scores(x[off[v] : off[v + 1]], r)
+    return out
 
 
 def select_classes(scores, threshold: float = 0.2) -> np.ndarray:

@@ -94,7 +94,8 @@ HF_HOST_DEVICE inline bool nms_pair_update(const NmsParams& p, double iou, doubl
 // many small groups allocate once. Arrays are indexed by position = rank of the
 // segment in (start, index) order.
 struct NmsWorkspace {
-  std::vector<std::pair<double, int64_t>> by_start;
+  std::vector<std::pair<double, int64_t>> by_start;  // sort buffers
+  std::vector<uint64_t> packed;
   std::vector<int64_t> order;            // position -> local index
   std::vector<double> start, end, score;  // end and score are -inf once dead
   std::vector<double> block_end;          // tree of the max alive end per block of positions

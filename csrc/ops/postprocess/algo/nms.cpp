@@ -194,14 +194,34 @@ struct Sweep {
     rescore(q, -INFINITY);
   }
 
+  // Alive positions of block b below limit with end >= lo, appended to ws.hits.
+  void scan_block(int64_t b, int64_t limit, double lo) {
+    const int64_t q0 = b * kBlock, q1 = std::min(limit, q0 + kBlock);
+    const size_t base = ws.hits.size();
+    ws.hits.resize(base + (q1 - q0));
+    int64_t* out = ws.hits.data() + base;
+    int64_t m = 0;
+    for (int64_t q = q0; q < q1; ++q) {  // branch-free filter
+      out[m] = q;
+      m += ws.end[q] >= lo;
+    }
+    ws.hits.resize(base + m);
+  }
+
   // Alive positions q < limit with end[q] >= lo, increasing, into ws.hits.
   void collect(int64_t limit, double lo) {
     ws.hits.clear();
     if (limit <= 0) return;
+    const int64_t last_block = (limit - 1) >> kBlockBits;
+    if (blocks <= 16) {  // a small problem: check the blocks in a row
+      for (int64_t b = 0; b <= last_block; ++b) {
+        if (ws.block_end[block_leaves + b] >= lo) scan_block(b, limit, lo);
+      }
+      return;
+    }
     int64_t stack[2 * 64];
     int depth = 0;
     stack[depth++] = 1;
-    const int64_t last_block = (limit - 1) >> kBlockBits;
     while (depth > 0) {
       const int64_t v = stack[--depth];
       if (ws.block_end[v] < lo) continue;
@@ -217,19 +237,33 @@ struct Sweep {
         stack[depth++] = 2 * v;
         continue;
       }
-      const int64_t q0 = first * kBlock, q1 = std::min(limit, q0 + kBlock);
-      const size_t base = ws.hits.size();
-      ws.hits.resize(base + (q1 - q0));
-      int64_t* out = ws.hits.data() + base;
-      int64_t m = 0;
-      for (int64_t q = q0; q < q1; ++q) {  // branch-free filter
-        out[m] = q;
-        m += ws.end[q] >= lo;
-      }
-      ws.hits.resize(base + m);
+      scan_block(first, limit, lo);
     }
   }
 };
+
+// ws.order = local indices sorted by (start, index). Snippet-like starts (integers in
+// [0, 2^31), the proposals' case) sort as packed 64-bit keys, others as pairs.
+void sort_by_start(const double* starts, int64_t n, NmsWorkspace& ws) {
+  ws.order.resize(n);
+  bool packed = n < (int64_t{1} << 31);
+  for (int64_t i = 0; packed && i < n; ++i) {
+    packed = starts[i] >= 0.0 && starts[i] < 2147483648.0 && starts[i] == static_cast<double>(static_cast<int64_t>(starts[i]));
+  }
+  if (packed) {
+    std::vector<uint64_t>& keys = ws.packed;
+    keys.resize(n);
+    for (int64_t i = 0; i < n; ++i) keys[i] = static_cast<uint64_t>(starts[i]) << 32 | static_cast<uint64_t>(i);
+    if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
+    for (int64_t q = 0; q < n; ++q) ws.order[q] = static_cast<int64_t>(keys[q] & 0xffffffffu);
+    return;
+  }
+  std::vector<std::pair<double, int64_t>>& by_start = ws.by_start;
+  by_start.resize(n);
+  for (int64_t i = 0; i < n; ++i) by_start[i] = {starts[i], i};
+  std::sort(by_start.begin(), by_start.end());  // (start, index): a strict total order
+  for (int64_t q = 0; q < n; ++q) ws.order[q] = by_start[q].second;
+}
 
 }  // namespace
 
@@ -237,14 +271,7 @@ int64_t soft_nms_sweep(const double* starts, const double* ends, const double* s
                        const NmsParams& params, int64_t* keep, double* kept_scores,
                        NmsWorkspace& ws) {
   if (n <= 0) return 0;
-  {
-    std::vector<std::pair<double, int64_t>>& by_start = ws.by_start;
-    by_start.resize(n);
-    for (int64_t i = 0; i < n; ++i) by_start[i] = {starts[i], i};
-    std::sort(by_start.begin(), by_start.end());  // (start, index): a strict total order
-    ws.order.resize(n);
-    for (int64_t q = 0; q < n; ++q) ws.order[q] = by_start[q].second;
-  }
+  sort_by_start(starts, n, ws);
   ws.start.resize(n);
   ws.end.resize(n);
   ws.score.resize(n);

@@ -24,7 +24,7 @@ namespace {
 template <typename scalar_t>
 bool all_finite(const scalar_t* x, int64_t n) {
   using bits_t = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
-  constexpr bits_t exponent = sizeof(scalar_t) == 8 ? bits_t{0x7ff0000000000000ull} : bits_t{0x7f800000u};
+  constexpr bits_t exponent = static_cast<bits_t>(sizeof(scalar_t) == 8 ? 0x7ff0000000000000ull : 0x7f800000ull);
   bits_t bad = 0;
   for (int64_t i = 0; i < n; ++i) {
     bits_t b;

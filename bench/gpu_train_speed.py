@@ -1,0 +1,70 @@
+"""Training throughput of the thumos14 preset on a GPU: fused (Triton) vs reference losses.
+
+Generates a THUMOS14-size synthetic set at D=2048 on top of the real annotations (when
+``$HIMNET_FAST_SHARED_DATA/thumos14`` exists, else from built-in statistics), then times
+iterations of the paper's recipe (B=10, T=560, k=80) with each loss backend.
+
+    python bench/gpu_train_speed.py --out DIR [--iters 40] [--warmup 5]
+
+Writes DIR/train_speed_table.txt and DIR/train_speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from himnet_fast.config import preset
+from himnet_fast.data import load_dataset, synthesize
+from himnet_fast.trainer import Trainer
+
+
+def iterations_per_second(cfg, dataset, iters: int, warmup: int) -> float:
+    trainer = Trainer(cfg, dataset)
+    for _ in range(warmup):
+        trainer.step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        trainer.step()
+    torch.cuda.synchronize()
+    return iters / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--iters", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu_train_speed: needs a CUDA device")
+    args.out.mkdir(parents=True, exist_ok=True)
+    shared = Path(os.environ.get("HIMNET_FAST_SHARED_DATA", "../shared/data")) / "thumos14"
+    root = args.out / "synthetic_thumos14_d2048"
+    if not root.exists():
+        synthesize(root, like="thumos14", annotations=shared if shared.is_dir() else None, dim=2048, seed=0)
+    dataset = load_dataset(root)
+    rows = {}
+    for backend in ("reference", "triton"):
+        cfg = preset("thumos14")
+        cfg.device = "cuda"
+        cfg.loss.loss_backend = backend
+        cfg.schedule.progress = False
+        rows[backend] = iterations_per_second(cfg, dataset, args.iters, args.warmup)
+    table = [f"{torch.cuda.get_device_name()}: thumos14 preset (B=10, T=560, C+1=21, D=2048), {args.iters} iterations",
+             f"{'loss backend':<14} {'it/s':>8}"]
+    table += [f"{name:<14} {ips:8.2f}" for name, ips in rows.items()]
+    table.append(f"fused / reference: {rows['triton'] / rows['reference']:.2f}x")
+    text = "\n".join(table)
+    print(text)
+    (args.out / "train_speed_table.txt").write_text(text + "\n")
+    (args.out / "train_speed.json").write_text(json.dumps({"device": torch.cuda.get_device_name(), "it_per_s": rows}))
+
+
+if __name__ == "__main__":
+    main()
