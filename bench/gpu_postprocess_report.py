@@ -2,6 +2,7 @@
 
 Run on a machine with a CUDA device after building the extension there:
     MAX_JOBS=8 pip install --no-build-isolation --no-deps -e . && python bench/gpu_postprocess_report.py
+(``--device cpu`` dry-runs the same script on the CPU kernels.)
 
 Checks (exit status 1 on any mismatch):
   * proposals on random packed videos and on the 212 THUMOS14 test videos at their real
@@ -16,6 +17,7 @@ group with a quadratic loop) vs the CPU sweep.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -42,13 +44,18 @@ def check(name: str, same_ids: bool, max_err: float, exact: bool) -> None:
         FAILURES.append(name)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int = 5) -> float:
     best = float("inf")
     for _ in range(repeats):
-        torch.cuda.synchronize()
+        _sync()
         t = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        _sync()
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -75,12 +82,16 @@ def compare_nms(name, seg, scores, groups, dev, **kwargs):
     check(name, same, err, same and np.array_equal(kept.cpu().numpy(), want_kept))
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
-        print("no CUDA device: nothing to check")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run of this script)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device: nothing to check (use --device cpu for a dry run)")
         return 2
-    dev = torch.device("cuda")
-    print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
+    dev = torch.device(args.device)
+    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu (dry run)"
+    print(f"device: {name}; torch {torch.__version__}")
     rng = np.random.default_rng(0)
 
     # --- random inputs
@@ -137,15 +148,15 @@ def main() -> int:
               f"{t_cpu * 1e3:.2f} ms, GPU ops (proposals + batched Soft-NMS, inputs resident) {t_gpu * 1e3:.2f} ms")
 
     # --- Soft-NMS alone
-    print("Soft-NMS single group (gaussian): N, CPU sweep ms (1 thread), CUDA kernel ms")
+    print(f"Soft-NMS single group (gaussian): N, CPU sweep ms (1 thread), {dev.type} ms")
     for n in SOFT_NMS_SIZES:
         seg, scores = soft_nms_inputs(n)
         if n <= 10_000:
             compare_nms(f"soft-NMS N={n}", seg, scores, torch.zeros(n, dtype=torch.int64), dev)
         seg_d, scores_d = seg.to(dev), scores.to(dev)
-        t_cuda = timed(lambda: P.soft_nms(seg_d, scores_d, backend="cpp"), 3 if n < 50_000 else 1)
+        t_dev = timed(lambda: P.soft_nms(seg_d, scores_d, backend="cpp"), 3 if n < 50_000 else 1)
         t_cpu = timed(lambda: P.soft_nms(seg, scores, backend="cpp"), 3)
-        print(f"  {n:>6} {t_cpu * 1e3:9.2f} {t_cuda * 1e3:9.2f}")
+        print(f"  {n:>6} {t_cpu * 1e3:9.2f} {t_dev * 1e3:9.2f}")
 
     print(f"\n{'check':<44} {'result':<9} {'same ids/order':<15} {'max |err|':<9} bit-exact")
     for name, result, same, err, exact in ROWS:

@@ -2,6 +2,10 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cmath>
+
+#include "ops/postprocess/nms.h"
+
 namespace himnet_fast {
 
 inline void check_mask_runs_inputs(const at::Tensor& mask, const at::Tensor& lengths) {
@@ -47,10 +51,26 @@ inline void check_proposals_inputs(const at::Tensor& attention, const at::Tensor
   }
 }
 
-// Shape/dtype/device checks of batched_soft_nms (value checks happen per device).
-inline void check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& scores,
-                                  const at::Tensor& groups, int64_t method, double sigma,
-                                  double iou_threshold, double offset) {
+// The inputs of proposals, checked (shapes, dtypes, devices) and made contiguous.
+struct ProposalInputs {
+  at::Tensor attention, cas, offsets, selected, video_scores, thresholds;
+  int64_t videos, K, rows, H;
+};
+
+inline ProposalInputs contiguous_proposal_inputs(const at::Tensor& attention, const at::Tensor& cas,
+                                                 const at::Tensor& offsets, const at::Tensor& selected,
+                                                 const at::Tensor& video_scores, const at::Tensor& thresholds) {
+  check_proposals_inputs(attention, cas, offsets, selected, video_scores, thresholds);
+  return {attention.contiguous(), cas.contiguous(), offsets.contiguous(), selected.contiguous(),
+          video_scores.contiguous(), thresholds.contiguous(), offsets.size(0) - 1, cas.size(1),
+          selected.size(0), thresholds.size(0)};
+}
+
+// Shape/dtype/device checks of batched_soft_nms (value checks of the tensors happen
+// per device); returns the checked parameters.
+inline NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& scores,
+                                       const at::Tensor& groups, int64_t method, double sigma,
+                                       double iou_threshold, double min_score, double offset) {
   TORCH_CHECK_VALUE(segments.dim() == 2 && segments.size(1) == 2,
                     "batched_soft_nms: segments must be (N, 2), got ", segments.sizes());
   TORCH_CHECK_VALUE(scores.dim() == 1 && scores.size(0) == segments.size(0),
@@ -70,6 +90,14 @@ inline void check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& 
                     "batched_soft_nms: iou_threshold must lie in [0, 1], got ", iou_threshold);
   TORCH_CHECK_VALUE(offset == 0.0 || offset == 1.0, "batched_soft_nms: offset must be 0 or 1, got ",
                     offset);
+  TORCH_CHECK_VALUE(!std::isnan(min_score), "batched_soft_nms: min_score must not be NaN");
+  NmsParams params;
+  params.method = method;
+  params.sigma = sigma;
+  params.iou_threshold = iou_threshold;
+  params.min_score = min_score;
+  params.offset = offset;
+  return params;
 }
 
 }  // namespace himnet_fast

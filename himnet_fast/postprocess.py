@@ -74,10 +74,8 @@ class DetectionConfig:
 
 
 def _as_numpy(name: str, i: int, x, ndim: int) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    a = np.asarray(x)
-    if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating):
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.ndim != ndim or a.dtype.kind != "f":
         raise ValueError(f"detect_videos: {name}[{i}] must be a {ndim}D float array, got {a.dtype} {a.shape}")
     return a
 

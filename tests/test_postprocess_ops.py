@@ -172,9 +172,7 @@ def test_video_scores_property(lengths, K, r, data):
     assert scores.shape == (len(lengths), K - 1)
     if data.draw(st.booleans()):
         cas[data.draw(st.integers(0, S - 1)), 0] = math.nan
-        for backend in ("cpp", "reference"):
-            with pytest.raises(ValueError, match="finite"):
-                P.video_scores(cas, offsets, r=r, backend=backend)
+        raises_in_both_backends(lambda b: P.video_scores(cas, offsets, r=r, backend=b), "finite")
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +289,16 @@ def corrupted(seg, scores, corrupt):
     return seg, scores, None
 
 
+def raises_in_both_backends(call, error) -> bool:
+    """With an expected error message, asserts both backends raise it and returns True."""
+    if error is None:
+        return False
+    for backend in ("cpp", "reference"):
+        with pytest.raises(ValueError, match=error):
+            call(backend)
+    return True
+
+
 def check_kept(seg, scores, keep, kept, kwargs):
     assert len(set(keep.tolist())) == len(keep)
     if kwargs["min_score"] is not None:
@@ -304,10 +312,7 @@ def check_kept(seg, scores, keep, kept, kwargs):
 def test_soft_nms_property(inputs):
     seg, scores, _, kwargs, corrupt = inputs
     seg, scores, error = corrupted(seg, scores, corrupt)
-    if error:
-        for backend in ("cpp", "reference"):
-            with pytest.raises(ValueError, match=error):
-                P.soft_nms(seg, scores, backend=backend, **kwargs)
+    if raises_in_both_backends(lambda b: P.soft_nms(seg, scores, backend=b, **kwargs), error):
         return
     keep, kept = both(P.soft_nms, seg, scores, **kwargs)
     check_kept(seg, scores, keep, kept, kwargs)
@@ -321,10 +326,7 @@ def test_nms_property(inputs):
     seg, scores, _, kwargs, corrupt = inputs
     seg, scores, error = corrupted(seg, scores, corrupt)
     args = dict(iou_threshold=kwargs["iou_threshold"], min_score=kwargs["min_score"], offset=kwargs["offset"])
-    if error:
-        for backend in ("cpp", "reference"):
-            with pytest.raises(ValueError, match=error):
-                P.nms(seg, scores, backend=backend, **args)
+    if raises_in_both_backends(lambda b: P.nms(seg, scores, backend=b, **args), error):
         return
     keep = both(P.nms, seg, scores, **args)
     for a in range(len(keep)):  # no two kept segments overlap by more than the threshold
@@ -338,10 +340,7 @@ def test_nms_property(inputs):
 def test_batched_soft_nms_property(inputs):
     seg, scores, groups, kwargs, corrupt = inputs
     seg, scores, error = corrupted(seg, scores, corrupt)
-    if error:
-        for backend in ("cpp", "reference"):
-            with pytest.raises(ValueError, match=error):
-                P.batched_soft_nms(seg, scores, groups, backend=backend, **kwargs)
+    if raises_in_both_backends(lambda b: P.batched_soft_nms(seg, scores, groups, backend=b, **kwargs), error):
         return
     keep, kept = both(P.batched_soft_nms, seg, scores, groups, **kwargs)
     check_kept(seg, scores, keep, kept, kwargs)

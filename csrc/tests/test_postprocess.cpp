@@ -7,6 +7,7 @@
 
 #include "ops/postprocess/nms.h"
 #include "ops/postprocess/proposals.h"
+#include "ops/postprocess/video_scores.h"
 #include "test_framework.h"
 
 using namespace himnet_fast;

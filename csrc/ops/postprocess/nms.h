@@ -119,8 +119,9 @@ int64_t soft_nms_sweep(const double* starts, const double* ends, const double* s
                        NmsWorkspace& ws);
 
 // The same result by the plain O(n^2) loop (argmax scan + update of all alive
-// segments per step), as the public C++ implementations do it: the baseline of
-// the benchmarks and the oracle of the C++ tests.
+// segments per step), the structure of the public C++ implementations (which also
+// evaluate exp for non-overlapping pairs; this loop skips those, so it is faster):
+// the baseline of the benchmarks and the oracle of the C++ tests.
 int64_t soft_nms_quadratic(const double* starts, const double* ends, const double* scores,
                            int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores);
 

@@ -14,55 +14,58 @@
 
 namespace himnet_fast {
 
-// The k-th largest value of x[0..T), 1 <= k <= T. A sampled pivot first keeps,
-// branch-free, the values above about the (k/T + 10%) top quantile; nth_element then
-// runs on those (or on all values if fewer than k passed). v: scratch of T entries.
-inline double kth_largest(const double* x, int64_t T, int64_t k, double* v) {
-  int64_t m = 0;
-  if (T >= 64 && 4 * k <= T) {
-    constexpr int64_t kSamples = 64;
-    double sample[kSamples];
-    for (int64_t i = 0; i < kSamples; ++i) sample[i] = x[(i * T) / kSamples];
-    const int64_t rank = std::min<int64_t>(kSamples - 1, (kSamples * k) / T + kSamples / 10);
-    std::nth_element(sample, sample + rank, sample + kSamples, std::greater<double>());
-    const double pivot = sample[rank];
-    for (int64_t t = 0; t < T; ++t) {
-      v[m] = x[t];
-      m += x[t] >= pivot;
-    }
-  }
-  if (m < k) {  // no filter, or too few above the pivot
-    std::copy(x, x + T, v);
-    m = T;
-  }
-  std::nth_element(v, v + (k - 1), v + m, std::greater<double>());
-  return v[k - 1];
-}
-
 // cas: (T, K) row-major, T >= 1, K >= 2; out: K - 1 scores; buf: reusable scratch.
+// One streaming pass over the rows keeps, per class and in time order, the values at
+// or above a pivot sampled at about the (k/T + 5%) top quantile (all values for short
+// videos, or where fewer than k passed); the k-th largest comes from nth_element on a
+// copy of those candidates, and the top k (ties to the earlier snippet) from one more
+// pass over them, still in time order.
 template <typename scalar_t>
 void video_class_scores(const scalar_t* cas, int64_t T, int64_t K, int64_t r, std::vector<double>& buf,
                         double* out) {
   const int64_t k = std::max<int64_t>(1, T / r);
-  buf.resize(K * T + T + K);
-  double* columns = buf.data();  // (K, T): one contiguous column per class
-  double* scratch = columns + K * T;
-  double* gamma = scratch + T;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t c = 0; c < K; ++c) columns[c * T + t] = static_cast<double>(cas[t * K + c]);
+  buf.resize(K * T + T + 2 * K);
+  double* candidates = buf.data();  // (K, T): per class, the candidates in time order
+  double* scratch = candidates + K * T;
+  double* pivot = scratch + T;
+  double* gamma = pivot + K;
+  constexpr int64_t kSamples = 64;  // sample i sits at row (i * T) >> 6
+  const bool filter = T >= kSamples && 4 * k <= T;
+  for (int64_t c = 0; c < K; ++c) {
+    pivot[c] = -INFINITY;
+    if (!filter) continue;
+    double sample[kSamples];
+    for (int64_t i = 0; i < kSamples; ++i) sample[i] = static_cast<double>(cas[((i * T) >> 6) * K + c]);
+    const int64_t rank = std::min<int64_t>(kSamples - 1, (kSamples * k) / T + 3);
+    std::nth_element(sample, sample + rank, sample + kSamples, std::greater<double>());
+    pivot[c] = sample[rank];
+  }
+  std::vector<int64_t> kept(K, 0);
+  for (int64_t t = 0; t < T; ++t) {  // branch-free, row by row
+    for (int64_t c = 0; c < K; ++c) {
+      const double v = static_cast<double>(cas[t * K + c]);
+      candidates[c * T + kept[c]] = v;
+      kept[c] += v >= pivot[c];
+    }
   }
   for (int64_t c = 0; c < K; ++c) {
-    const double* x = columns + c * T;
-    const double kth = kth_largest(x, T, k, scratch);
-    int64_t above = 0;
-    for (int64_t t = 0; t < T; ++t) above += x[t] > kth;
-    int64_t ties = k - above;  // copies of the k-th value taken, earliest first
-    int64_t m = 0;             // the top k, in time order, into scratch
-    for (int64_t t = 0; t < T; ++t) {
-      const bool tie = x[t] == kth && ties > 0;
+    double* x = candidates + c * T;
+    int64_t m = kept[c];
+    if (m < k) {  // too few above the pivot: all values
+      for (int64_t t = 0; t < T; ++t) x[t] = static_cast<double>(cas[t * K + c]);
+      m = T;
+    }
+    std::copy(x, x + m, scratch);
+    std::nth_element(scratch, scratch + (k - 1), scratch + m, std::greater<double>());
+    const double kth = scratch[k - 1];
+    int64_t ties = k;  // copies of the k-th value taken, earliest first
+    for (int64_t j = 0; j + 1 < k; ++j) ties -= scratch[j] > kth;
+    int64_t taken = 0;  // the top k, in time order, into scratch
+    for (int64_t j = 0; j < m; ++j) {
+      const bool tie = x[j] == kth && ties > 0;
       ties -= tie;
-      scratch[m] = x[t];
-      m += x[t] > kth || tie;
+      scratch[taken] = x[j];
+      taken += x[j] > kth || tie;
     }
     double acc = scratch[0];
     for (int64_t j = 1; j < k; ++j) acc = acc + scratch[j];

@@ -57,16 +57,14 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
                                                  const at::Tensor& offsets_in, const at::Tensor& selected_in,
                                                  const at::Tensor& video_scores_in,
                                                  const at::Tensor& thresholds_in, double weight) {
-  check_proposals_inputs(attention_in, cas_in, offsets_in, selected_in, video_scores_in, thresholds_in);
-  const at::Tensor attention = attention_in.contiguous(), cas = cas_in.contiguous();
-  const at::Tensor offsets = offsets_in.contiguous(), selected = selected_in.contiguous();
-  const at::Tensor video_scores = video_scores_in.contiguous(), thresholds = thresholds_in.contiguous();
-  const int64_t videos = offsets.size(0) - 1, K = cas.size(1), rows = selected.size(0);
-  const int64_t H = thresholds.size(0);
+  const ProposalInputs in = contiguous_proposal_inputs(attention_in, cas_in, offsets_in, selected_in,
+                                                       video_scores_in, thresholds_in);
+  const at::Tensor &attention = in.attention, &cas = in.cas, &offsets = in.offsets;
+  const int64_t videos = in.videos, K = in.K, rows = in.rows, H = in.H;
   const int64_t* off = offsets.data_ptr<int64_t>();
-  const int64_t* sel = selected.data_ptr<int64_t>();
-  const double* vs = video_scores.data_ptr<double>();
-  const double* thr = thresholds.data_ptr<double>();
+  const int64_t* sel = in.selected.data_ptr<int64_t>();
+  const double* vs = in.video_scores.data_ptr<double>();
+  const double* thr = in.thresholds.data_ptr<double>();
   check_proposal_values(off, videos, attention.size(0), sel, rows, K, thr, H);
 
   std::vector<int64_t> start(rows * H + 1, 0);  // counts, then their exclusive scan
@@ -87,7 +85,7 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
     });
     std::partial_sum(start.begin(), start.end(), start.begin());
     ids = at::empty({start.back(), 4}, offsets.options());
-    scores = at::empty({start.back()}, video_scores.options());
+    scores = at::empty({start.back()}, in.video_scores.options());
     int64_t* out_ids = ids.data_ptr<int64_t>();
     double* out_scores = scores.data_ptr<double>();
     at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
@@ -142,7 +140,8 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
                                                         const at::Tensor& groups_in, int64_t method,
                                                         double sigma, double iou_threshold,
                                                         double min_score, double offset, bool quadratic) {
-  check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, offset);
+  const NmsParams params =
+      check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, min_score, offset);
   const at::Tensor segments = segments_in.to(at::kDouble).contiguous();
   const at::Tensor scores = scores_in.to(at::kDouble).contiguous();
   const at::Tensor groups = groups_in.contiguous();
@@ -173,12 +172,6 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
   }
   if (N > 0) bounds.push_back(N);
   const int64_t G = static_cast<int64_t>(bounds.size()) - 1;
-  NmsParams params;
-  params.method = method;
-  params.sigma = sigma;
-  params.iou_threshold = iou_threshold;
-  params.min_score = min_score;
-  params.offset = offset;
   std::vector<int64_t> local(N), counts(std::max<int64_t>(G, 0));
   std::vector<double> kept(N);
   at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {

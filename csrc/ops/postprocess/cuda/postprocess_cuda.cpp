@@ -20,13 +20,12 @@ std::tuple<at::Tensor, at::Tensor> proposals_cuda(const at::Tensor& attention_in
                                                   const at::Tensor& offsets_in, const at::Tensor& selected_in,
                                                   const at::Tensor& video_scores_in,
                                                   const at::Tensor& thresholds_in, double weight) {
-  check_proposals_inputs(attention_in, cas_in, offsets_in, selected_in, video_scores_in, thresholds_in);
   const c10::cuda::CUDAGuard guard(attention_in.device());
-  const at::Tensor attention = attention_in.contiguous(), cas = cas_in.contiguous();
-  const at::Tensor offsets = offsets_in.contiguous(), selected = selected_in.contiguous();
-  const at::Tensor video_scores = video_scores_in.contiguous(), thresholds = thresholds_in.contiguous();
-  const int64_t videos = offsets.size(0) - 1, K = cas.size(1), rows = selected.size(0);
-  const int64_t H = thresholds.size(0);
+  const ProposalInputs in = contiguous_proposal_inputs(attention_in, cas_in, offsets_in, selected_in,
+                                                       video_scores_in, thresholds_in);
+  const at::Tensor &attention = in.attention, &cas = in.cas, &offsets = in.offsets, &selected = in.selected;
+  const at::Tensor &video_scores = in.video_scores, &thresholds = in.thresholds;
+  const int64_t videos = in.videos, K = in.K, rows = in.rows, H = in.H;
   const at::Tensor lengths = offsets.slice(0, 1) - offsets.slice(0, 0, videos);
   TORCH_CHECK_VALUE(offsets[0].item<int64_t>() == 0 && offsets[videos].item<int64_t>() == attention.size(0),
                     "proposals: offsets must start at 0 and end at the packed length ", attention.size(0));
@@ -78,7 +77,8 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segme
                                                          double sigma, double iou_threshold,
                                                          double min_score, double offset,
                                                          bool /*quadratic: the kernel is quadratic*/) {
-  check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, offset);
+  const NmsParams params =
+      check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, min_score, offset);
   const c10::cuda::CUDAGuard guard(segments_in.device());
   const at::Tensor segments = segments_in.to(at::kDouble);
   const at::Tensor scores = scores_in.to(at::kDouble);
@@ -101,12 +101,6 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segme
   at::Tensor keep_pos = at::empty({N}, groups_in.options());
   at::Tensor kept = at::empty({N}, scores.options());
   at::Tensor counts = at::empty({G}, groups_in.options());
-  NmsParams params;
-  params.method = method;
-  params.sigma = sigma;
-  params.iou_threshold = iou_threshold;
-  params.min_score = min_score;
-  params.offset = offset;
   soft_nms_groups_cuda(starts.data_ptr<double>(), ends.data_ptr<double>(), work.data_ptr<double>(),
                        alive.data_ptr<uint8_t>(), group_start.data_ptr<int64_t>(), G, params,
                        keep_pos.data_ptr<int64_t>(), kept.data_ptr<double>(), counts.data_ptr<int64_t>(),
