@@ -35,6 +35,7 @@ from himnet_fast.reference import postprocess as ref  # noqa: E402
 
 FAILURES: list[str] = []
 ROWS: list[tuple] = []
+TIMINGS: list[str] = []
 
 
 def check(name: str, same_ids: bool, max_err: float, exact: bool) -> None:
@@ -85,13 +86,14 @@ def compare_nms(name, seg, scores, groups, dev, **kwargs):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run of this script)")
+    parser.add_argument("--out", default=None, help="folder for postprocess_table.txt (the printed summary)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check (use --device cpu for a dry run)")
         return 2
     dev = torch.device(args.device)
-    name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu (dry run)"
-    print(f"device: {name}; torch {torch.__version__}")
+    name_of_device = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu (dry run)"
+    print(f"device: {name_of_device}; torch {torch.__version__}")
     rng = np.random.default_rng(0)
 
     # --- random inputs
@@ -144,11 +146,12 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
         t_cpu = timed(lambda: detect_videos(t_att, t_cas, cfg, backend="cpp"), 5)
         t_ref = timed(lambda: detect_videos(t_att, t_cas, cfg, backend="reference"), 1)
-        print(f"THUMOS14 test set post-processing: reference {t_ref * 1e3:.0f} ms, native CPU (1 thread) "
-              f"{t_cpu * 1e3:.2f} ms, GPU ops (proposals + batched Soft-NMS, inputs resident) {t_gpu * 1e3:.2f} ms")
+        TIMINGS.append(f"THUMOS14 test set post-processing: reference {t_ref * 1e3:.0f} ms, native CPU (1 thread) "
+                       f"{t_cpu * 1e3:.2f} ms, {dev.type} ops (proposals + batched Soft-NMS, inputs resident) "
+                       f"{t_gpu * 1e3:.2f} ms")
 
     # --- Soft-NMS alone
-    print(f"Soft-NMS single group (gaussian): N, CPU sweep ms (1 thread), {dev.type} ms")
+    TIMINGS.append(f"Soft-NMS single group (gaussian): N, CPU sweep ms (1 thread), {dev.type} ms")
     for n in SOFT_NMS_SIZES:
         seg, scores = soft_nms_inputs(n)
         if n <= 10_000:
@@ -156,12 +159,15 @@ def main(argv=None) -> int:
         seg_d, scores_d = seg.to(dev), scores.to(dev)
         t_dev = timed(lambda: P.soft_nms(seg_d, scores_d, backend="cpp"), 3 if n < 50_000 else 1)
         t_cpu = timed(lambda: P.soft_nms(seg, scores, backend="cpp"), 3)
-        print(f"  {n:>6} {t_cpu * 1e3:9.2f} {t_dev * 1e3:9.2f}")
+        TIMINGS.append(f"  {n:>6} {t_cpu * 1e3:9.2f} {t_dev * 1e3:9.2f}")
 
-    print(f"\n{'check':<44} {'result':<9} {'same ids/order':<15} {'max |err|':<9} bit-exact")
-    for name, result, same, err, exact in ROWS:
-        print(f"{name:<44} {result:<9} {str(same):<15} {err:<9} {exact}")
-    print(f"\n{len(ROWS) - len(FAILURES)}/{len(ROWS)} checks passed")
+    lines = TIMINGS + [f"{'check':<52} {'result':<9} {'same ids/order':<15} {'max |err|':<9} bit-exact"]
+    lines += [f"{name:<52} {result:<9} {str(same):<15} {err:<9} {exact}" for name, result, same, err, exact in ROWS]
+    lines.append(f"{len(ROWS) - len(FAILURES)}/{len(ROWS)} checks passed on {name_of_device}")
+    print("\n" + "\n".join(lines))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "postprocess_table.txt").write_text("\n".join(lines) + "\n")
     return 1 if FAILURES else 0
 
 

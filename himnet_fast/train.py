@@ -24,7 +24,7 @@ from himnet_fast.config import PRESETS, RunConfig, add_config_arguments, apply_o
 from himnet_fast.inference import evaluate_model, results_json
 from himnet_fast.plots import plot_curves, plot_timeline
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import Trainer
+from himnet_fast.trainer import Trainer, resolve_device
 
 
 def build_parser(shown: RunConfig) -> argparse.ArgumentParser:
@@ -84,6 +84,7 @@ def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None
     Returns the metrics written to ``metrics.json``."""
     timer = _Timer()
     out = Path(cfg.out_dir)
+    resolve_device(cfg.device)  # a missing GPU is reported before any data is generated
     t = time.perf_counter()
     dataset = open_dataset(cfg, log)  # every data problem surfaces here, before training
     timer.add("data", time.perf_counter() - t)

@@ -4,6 +4,9 @@ import argparse
 import json
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -12,7 +15,7 @@ import torch
 
 from himnet_fast.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from himnet_fast.config import RunConfig, add_config_arguments, apply_overrides, preset, run_cli
-from himnet_fast.train import parse_config, table_row
+from himnet_fast.train import main, parse_config, table_row
 
 
 def test_paper_presets_follow_section_4_1():
@@ -142,3 +145,20 @@ def test_plots_write_images(tmp_path):
     for path in (curves, timeline):
         image = matplotlib.image.imread(path)
         assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # a real, non-blank picture
+
+
+def test_train_module_reports_bad_options_in_one_line(tmp_path):
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-m", "himnet_fast.train", "--lr", "0", "--out", str(tmp_path)],
+                          cwd=repo, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "python -m himnet_fast.train: error: --lr: must be > 0, got 0.0"
+    assert list(tmp_path.iterdir()) == []  # nothing generated or written
+
+
+def test_missing_gpu_is_reported_before_any_work(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present, so --device cuda is valid here")
+    with pytest.raises(ValueError, match="--device: 'cuda' requested but no CUDA device"):
+        main(["--device", "cuda", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    assert not (tmp_path / "cache").exists()

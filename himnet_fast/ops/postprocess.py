@@ -3,10 +3,10 @@
 
 Backends: ``"reference"`` (numpy, ``himnet_fast.reference.postprocess``) and ``"cpp"``
 (the extension ops ``torch.ops.himnet_fast.proposals`` / ``batched_soft_nms``, CPU
-and CUDA kernels); ``"auto"`` = ``"cpp"`` when the extension loads. On the CPU the
-native ops return the reference's bits; CUDA kernels round the same way except
-that the device exp may differ in the last bit (the decay uses a portable exp, so
-it does not).
+and CUDA kernels; ``video_scores`` has a CPU kernel only); ``"auto"`` = ``"cpp"`` when
+the extension loads. The native ops return the reference's bits on the CPU; the CUDA
+kernels perform the same IEEE operations (no FMA contraction, the portable exp), so
+they should too (checked by bench/gpu_postprocess_report.py).
 
 Inputs may be tensors or array-likes; outputs are tensors on the input device.
 Scores are computed and returned in float64.
