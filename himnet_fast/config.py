@@ -11,7 +11,9 @@ loss, schedule, detection). Three presets fill it:
 
 Every scalar field of every section is a command-line option named after the field
 (``--iters``, ``--lr``, ``--hidden-dim``, ``--scl-variant`` ...); booleans come as pairs
-(``--cll`` / ``--no-cll``). Field names are unique across sections so that options stay flat.
+(``--cll`` / ``--no-cll``). Option names are unique across sections so that they stay flat;
+the loss section is the criterion's own ``losses.LossConfig``, whose ``use_mil`` ... are
+spelled ``--mil`` ... and ``backend`` ``--loss-backend`` (its ``num_pairs`` follows the data's).
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from himnet_fast.losses import LossConfig
+from himnet_fast.reference.losses import SCL_VARIANTS
+
 PRESETS = ("synthetic", "thumos14", "anet13")
 DATASETS = ("thumos14", "anet13")
-SCL_VARIANTS = ("self", "none", "target")
 
 
 @dataclass
@@ -67,22 +71,6 @@ class OptimConfig:
 
 
 @dataclass
-class LossSettings:
-    """Eq. 11 weights and per-loss switches for ablations (mirrors ``losses.LossConfig``)."""
-
-    lambda1: float = 1.0
-    lambda2: float = 0.01
-    alpha: float = 4.0
-    delta: float = 0.5
-    mil: bool = True
-    cll: bool = True
-    vcl: bool = True
-    scl: bool = True
-    scl_variant: str = "self"          # self | none (alpha = 0) | target
-    loss_backend: str = "auto"         # auto | reference | triton
-
-
-@dataclass
 class ScheduleConfig:
     """How often to evaluate and checkpoint, and what to draw."""
 
@@ -114,10 +102,12 @@ class RunConfig:
     out: Optional[str] = None          # default runs/<preset>
     seed: int = 0
     device: str = "cpu"                # cpu | cuda | cuda:N
+    threads: Optional[int] = None      # CPU threads of torch (None: torch's default); 1 is
+                                       # fastest for small models on a busy machine
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    loss: LossSettings = field(default_factory=LossSettings)
+    loss: LossConfig = field(default_factory=LossConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     detect: DetectSettings = field(default_factory=DetectSettings)
 
@@ -150,6 +140,9 @@ class RunConfig:
         """Check value ranges and choices; raises a ``ValueError`` naming the option."""
         _check(self.preset in PRESETS, "preset", f"must be one of {PRESETS}, got {self.preset!r}")
         _check(self.data.dataset in DATASETS, "dataset", f"must be one of {DATASETS}, got {self.data.dataset!r}")
+        _check(self.preset == "synthetic" or self.data.data_root is not None, "data-root",
+               f"the {self.preset} preset trains on real features: give their folder (the synthetic preset "
+               f"needs no files; `python -m himnet_fast.data.synthesize` writes a {self.preset}-like folder)")
         _check(self.device == "cpu" or self.device.startswith("cuda"), "device",
                f"must be cpu, cuda or cuda:N, got {self.device!r}")
         for name, value, lo in (("clip-len", self.data.clip_len, 1), ("topk-r", self.data.topk_r, 1),
@@ -160,6 +153,7 @@ class RunConfig:
                                 ("ckpt-every", self.schedule.ckpt_every, 0), ("timelines", self.schedule.timelines, 0),
                                 ("infer-r", self.detect.infer_r, 1)):
             _check(value >= lo, name, f"must be >= {lo}, got {value}")
+        _check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
         _check(2 * self.data.num_pairs <= self.data.batch_size, "num-pairs",
                f"{self.data.num_pairs} pairs need a batch of at least {2 * self.data.num_pairs}, "
                f"got --batch-size {self.data.batch_size}")
@@ -168,10 +162,11 @@ class RunConfig:
             _check(0.0 <= p < 1.0, option, f"must lie in [0, 1), got {p}")
         _check(self.optim.lr > 0, "lr", f"must be > 0, got {self.optim.lr}")
         _check(self.optim.weight_decay >= 0, "weight-decay", f"must be >= 0, got {self.optim.weight_decay}")
-        _check(self.loss.scl_variant in SCL_VARIANTS, "scl-variant",
-               f"must be one of {SCL_VARIANTS}, got {self.loss.scl_variant!r}")
-        _check(self.loss.mil or self.loss.cll or self.loss.vcl or self.loss.scl, "mil/cll/vcl/scl",
+        loss = self.loss
+        _check(loss.scl_variant in SCL_VARIANTS, "scl-variant", f"must be one of {SCL_VARIANTS}, got {loss.scl_variant!r}")
+        _check(loss.use_mil or loss.use_cll or loss.use_vcl or loss.use_scl, "mil/cll/vcl/scl",
                "at least one loss must be switched on")
+        LossConfig(**dataclasses.asdict(loss))  # the criterion's own checks (weights, backend)
         _check(self.detect.nms in ("soft", "hard"), "nms", f"must be soft or hard, got {self.detect.nms!r}")
         return self
 
@@ -220,7 +215,10 @@ def preset(name: str) -> RunConfig:
 # ---------------------------------------------------------------- command line
 
 _SECTIONS = ("data", "model", "optim", "loss", "schedule", "detect")
-_TOP_LEVEL = ("out", "seed", "device")
+_TOP_LEVEL = ("out", "seed", "device", "threads")
+# Option names that differ from the field name; None: not an option.
+_OPTION_NAMES = {"loss.use_mil": "mil", "loss.use_cll": "cll", "loss.use_vcl": "vcl", "loss.use_scl": "scl",
+                 "loss.backend": "loss_backend", "loss.num_pairs": None}
 
 
 def _option(name: str) -> str:
@@ -251,7 +249,10 @@ def _walk(cfg: RunConfig):
         obj = getattr(cfg, section)
         hints = typing.get_type_hints(type(obj))
         for f in dataclasses.fields(obj):
-            yield f"{section}.{f.name}", f.name, hints[f.name], getattr(obj, f.name)
+            dest = f"{section}.{f.name}"
+            name = _OPTION_NAMES.get(dest, f.name)
+            if name is not None:
+                yield dest, name, hints[f.name], getattr(obj, f.name)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, shown: RunConfig) -> None:

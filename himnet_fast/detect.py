@@ -20,7 +20,7 @@ from himnet_fast.checkpoint import load_checkpoint
 from himnet_fast.config import RunConfig, run_cli
 from himnet_fast.inference import detect, evaluate, infer_videos, results_json
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import build_model, resolve_device
+from himnet_fast.trainer import build_model, resolve_device, torch_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", metavar="DIR", help="feature folder (default: the checkpoint's data)")
     p.add_argument("--out", required=True, metavar="PRED.json", help="where to write the detections")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--reference", action="store_true", help="use the reference post-processing backend")
     p.add_argument("--nms", choices=("soft", "hard"), help="override the checkpoint's NMS kind")
     p.add_argument("--evaluate", action="store_true", help="also evaluate mAP against the test ground truth")
@@ -47,7 +48,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         cfg.data.data_root = args.data_root
     if args.nms:
         cfg.detect.nms = args.nms
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
     device = resolve_device(args.device)
+    with torch_threads(args.threads):
+        return _detect(args, state, cfg, device)
+
+
+def _detect(args, state: dict, cfg: RunConfig, device) -> dict:
+    """Open the data, rebuild the model from ``state``, infer, detect, write (and evaluate)."""
     dataset = open_dataset(cfg, log=lambda msg: print(msg, file=sys.stderr))
     if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
         raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "

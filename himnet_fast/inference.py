@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -119,7 +120,7 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
 
 
-def snippet_accuracy_of(dataset, indices: Sequence[int], outputs: Sequence[VideoOutput]) -> float:
+def snippet_accuracy_of(dataset, outputs: Sequence[VideoOutput]) -> float:
     """Table 3 "ACC": fraction of snippets whose argmax of S over C+1 is the ground-truth class
     (background outside ground-truth segments)."""
     from himnet_fast.evaluation import snippet_accuracy, snippet_targets
@@ -128,7 +129,7 @@ def snippet_accuracy_of(dataset, indices: Sequence[int], outputs: Sequence[Video
     class_index = {c: j for j, c in enumerate(dataset.classlist)}
     gt = dataset.ground_truth("test")["database"]
     targets, preds = [], []
-    for i, out in zip(indices, outputs):
+    for out in outputs:
         annotations = gt.get(out.name, {}).get("annotations", [])
         targets.append(snippet_targets(annotations, len(out.cas), class_index, num_classes))
         preds.append(out.cas.argmax(axis=1))
@@ -149,18 +150,24 @@ def gt_classes_only(results: dict, gt: dict) -> dict:
 def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequence[VideoOutput],
              detections: Sequence[np.ndarray], settings: DetectSettings) -> dict:
     """Metrics of one evaluation: ``mAP`` (tIoU -> %), ``avg`` (the last summary range, %),
-    ``avg_<lo>_<hi>`` per summary range, ``snippet_accuracy`` (%), absent-class firing."""
-    from himnet_fast.evaluation import detection_map
+    ``avg_<lo>_<hi>`` per summary range, ``snippet_accuracy`` (%), ``classes_without_detections``
+    (ground-truth classes never predicted), absent-class firing (:func:`absent_class_firing`)."""
+    from himnet_fast.evaluation import EvaluationWarning, detection_map
 
     tious = tious_for(dataset_name)
     gt = dataset.ground_truth("test")
-    # The ground truth holds the test split only, whatever its subset is called ("test", "val").
-    result = detection_map(gt, gt_classes_only(results_json(dataset, outputs, detections), gt), tious, subset=None)
+    with warnings.catch_warnings():
+        # "no predictions for some classes" is expected early in training; it is counted below.
+        warnings.simplefilter("ignore", EvaluationWarning)
+        # The ground truth holds the test split only, whatever its subset is called ("test", "val").
+        result = detection_map(gt, gt_classes_only(results_json(dataset, outputs, detections), gt), tious,
+                               subset=None)
     metrics = {"mAP": {f"{t:.2f}": 100.0 * float(m) for t, m in zip(result.tious, result.mAP)}}
     for lo, hi in summary_ranges(dataset_name):
         metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))
     metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
-    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, indices, outputs)
+    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs)
+    metrics["classes_without_detections"] = int((np.asarray(result.num_predictions) == 0).sum())
     metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.infer_r))
     return metrics
 

@@ -10,6 +10,7 @@ backends return the same bits on the CPU.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,6 +81,31 @@ def _as_numpy(name: str, i: int, x, ndim: int) -> np.ndarray:
     return a
 
 
+_SCRATCH = threading.local()  # per thread: reusable packing buffers of detect_videos
+_SCRATCH_MAX_BYTES = 64 << 20
+
+
+def _pack(name: str, arrays, dtype) -> np.ndarray:
+    """np.concatenate(arrays) as dtype, into a per-thread buffer reused across calls.
+
+    detect_videos only reads the packed inputs (every result is a fresh array), so the
+    buffer may be overwritten by the next call on the same thread; reusing it saves
+    the page faults of a fresh multi-MB allocation per call. Buffers above
+    _SCRATCH_MAX_BYTES are not kept.
+    """
+    rows = sum(a.shape[0] for a in arrays)
+    shape = (rows,) + arrays[0].shape[1:]
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = getattr(_SCRATCH, name, None)
+    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < rows:
+        buf = np.empty(shape, dtype=dtype)
+        if nbytes <= _SCRATCH_MAX_BYTES:
+            setattr(_SCRATCH, name, buf)
+    out = buf[:rows]
+    np.concatenate(arrays, out=out, casting="same_kind")
+    return out
+
+
 def select_video_classes(scores, threshold: float = 0.2):
     """Selected (video, class) rows: classes scored >= threshold, else each video's argmax.
 
@@ -126,8 +152,8 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
     dtype = np.float64 if any(a.dtype == np.float64 for a in att + xs) else np.float32
     offsets = np.zeros(V + 1, dtype=np.int64)
     np.cumsum([a.shape[0] for a in att], out=offsets[1:])
-    att_all = torch.from_numpy(np.concatenate(att).astype(dtype, copy=False))
-    cas_all = torch.from_numpy(np.concatenate(xs).astype(dtype, copy=False))
+    att_all = torch.from_numpy(_pack("attention", att, dtype))
+    cas_all = torch.from_numpy(_pack("cas", xs, dtype))
     class_scores = ops.video_scores(cas_all, torch.from_numpy(offsets), cfg.r, backend=backend)
     selected, video_scores = select_video_classes(class_scores.numpy(), cfg.class_threshold)
     ids, scores = ops.proposals(att_all, cas_all, torch.from_numpy(offsets), torch.from_numpy(selected),
@@ -136,7 +162,7 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
     keep, kept = ops.batched_soft_nms(ids[:, 2:4].to(torch.float64), scores, groups, sigma=cfg.sigma,
                                       iou_threshold=cfg.iou_threshold, min_score=cfg.min_score,
                                       method=cfg.nms_method, offset=cfg.offset, backend=backend)
-    kept_ids = ids.index_select(0, keep).numpy()
+    kept_ids = ids.numpy()[keep.numpy()]
     rows = np.empty((kept_ids.shape[0], 4), dtype=np.float64)
     rows[:, 0] = kept_ids[:, 1]
     rows[:, 1] = kept_ids[:, 2] * cfg.seconds_per_snippet

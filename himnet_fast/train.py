@@ -24,7 +24,7 @@ from himnet_fast.config import PRESETS, RunConfig, add_config_arguments, apply_o
 from himnet_fast.inference import evaluate_model, results_json
 from himnet_fast.plots import plot_curves, plot_timeline
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import Trainer, resolve_device
+from himnet_fast.trainer import Trainer, resolve_device, torch_threads
 
 
 def build_parser(shown: RunConfig) -> argparse.ArgumentParser:
@@ -136,7 +136,8 @@ def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None
         "config": cfg.to_dict(),
     }
     _write_json(out / "metrics.json", report)
-    header, row = table_row(f"HiM-Net ({cfg.preset}, {'Soft-NMS' if cfg.detect.nms == 'soft' else 'NMS'}, "
+    data = f"{cfg.preset}, {Path(cfg.data.data_root).name}" if cfg.data.data_root else cfg.preset
+    header, row = table_row(f"HiM-Net ({data}, {'Soft-NMS' if cfg.detect.nms == 'soft' else 'NMS'}, "
                             f"{trainer.iteration} it)", metrics)
     log(f"snippet ACC {metrics['snippet_accuracy']:.1f}% | absent-class video score "
         f"{metrics['absent_video_score']:.3f} | wall time {report['wall_time_s']['total']:.1f} s | outputs in {out}")
@@ -169,7 +170,8 @@ def _write_json(path: Path, obj) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Entry point; returns the metrics. Errors in the options or data are ``ValueError``s."""
     cfg, state = parse_config(argv)
-    return run(cfg, state)
+    with torch_threads(cfg.threads):
+        return run(cfg, state)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 Determinism: every random source is owned and checkpointed — the global Python / numpy /
 torch generators (initialisation, dropout) and the numpy generators of the batch stream
-(``data.TrainBatches``: paired video sampling and clip sampling) — so on the CPU a run resumed from a checkpoint reproduces the
-uninterrupted run bit for bit (same weights, same logged losses), for a fixed thread count.
+(``data.TrainBatches``: paired video sampling and clip sampling) — so on the CPU a run
+resumed from a checkpoint reproduces the uninterrupted run bit for bit (same weights, same
+logged losses), for a fixed thread count (``--threads``; results differ across counts).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,11 +34,8 @@ def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
 
 
 def loss_config(cfg: RunConfig) -> LossConfig:
-    """The criterion's ``LossConfig`` from the run's loss settings."""
-    s = cfg.loss
-    return LossConfig(lambda1=s.lambda1, lambda2=s.lambda2, alpha=s.alpha, delta=s.delta, use_mil=s.mil,
-                      use_cll=s.cll, use_vcl=s.vcl, use_scl=s.scl, scl_variant=s.scl_variant,
-                      backend=s.loss_backend, num_pairs=cfg.data.num_pairs)
+    """The criterion's ``LossConfig``: the run's, with VCL pairs matching the batch layout."""
+    return dataclasses.replace(cfg.loss, num_pairs=cfg.data.num_pairs)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,6 +44,18 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device: {name!r} requested but no CUDA device is available (use --device cpu)")
     return device
+
+
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]):
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class Trainer:
@@ -112,8 +124,7 @@ class Trainer:
                     with torch.random.fork_rng(devices=[]):
                         result = evaluate(self)
                     self.evaluations.append({"iteration": self.iteration, **result})
-                    bar.write(f"iter {self.iteration}: " + ", ".join(
-                        f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)))
+                    bar.write(f"iter {self.iteration}: " + _numbers(result))
                 if checkpoint is not None and (last or _due(self.iteration, sched.ckpt_every)):
                     checkpoint(self)
         finally:
@@ -148,6 +159,12 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.history = {key: list(values) for key, values in state["history"].items()}
         self.evaluations = list(state["evaluations"])
+
+
+def _numbers(result: dict) -> str:
+    """The scalar entries of an evaluation result, as ``name value`` pairs."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in result.items()
+                     if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _due(iteration: int, every: int) -> bool:

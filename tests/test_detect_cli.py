@@ -16,7 +16,7 @@ from himnet_fast.train import main as train
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--synth-videos", "80", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
         "--clip-len", "64", "--batch-size", "8", "--num-pairs", "2", "--timelines", "0", "--no-progress",
-        "--no-vcl", "--no-scl", "--lr", "3e-3"]
+        "--no-vcl", "--no-scl", "--lr", "3e-3", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,9 @@ def _by_video(results: dict) -> dict:
 
 def test_detect_reproduces_the_training_runs_detections(trained, tmp_path):
     out = tmp_path / "pred.json"
+    # The same thread count as the training run's final inference, so the same bits.
     results = detect(["--checkpoint", str(trained / "checkpoint.pt"), "--out", str(out), "--no-progress",
-                      "--evaluate"])
+                      "--evaluate", "--threads", "1"])
     written = json.loads(out.read_text())
     assert written["version"] == "VERSION 1.3" and set(written) >= {"results", "external_data"}
     assert _by_video(written) == _by_video(json.loads((trained / "detections.json").read_text()))

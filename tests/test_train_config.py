@@ -44,7 +44,7 @@ def test_every_field_is_overridable_from_the_command_line():
                            "--scl-variant", "target", "--hidden-dim", "16", "--data-root", "/x", "--out", "o",
                            "--max-per-video", "none", "--nms", "hard", "--no-progress"])
     assert (cfg.optim.iters, cfg.optim.lr, cfg.seed) == (7, 0.5, 3)
-    assert cfg.loss.cll is False and cfg.loss.mil is True and cfg.loss.scl_variant == "target"
+    assert cfg.loss.use_cll is False and cfg.loss.use_mil is True and cfg.loss.scl_variant == "target"
     assert (cfg.model.hidden_dim, cfg.data.data_root, cfg.out_dir) == (16, "/x", "o")
     assert cfg.detect.max_per_video is None and cfg.detect.nms == "hard" and cfg.schedule.progress is False
     # Untouched fields keep the preset's values.
@@ -68,6 +68,7 @@ def test_overrides_only_touch_what_was_typed():
     (["--batch-size", "4", "--num-pairs", "3"], "--num-pairs"),
     (["--device", "tpu"], "--device"),
     (["--dropout", "1.0"], "--dropout"),
+    (["--preset", "thumos14"], "--data-root: the thumos14 preset trains on real features"),
 ])
 def test_bad_values_raise_one_clear_error(argv, option):
     with pytest.raises(ValueError, match=option):
@@ -83,7 +84,7 @@ def test_cli_prints_one_line_error_and_exit_status_2(capsys):
 
 
 def test_config_round_trips_through_a_dict():
-    cfg = apply_overrides(preset("synthetic"), {"loss.vcl": False, "optim.iters": 3})
+    cfg = apply_overrides(preset("synthetic"), {"loss.use_vcl": False, "optim.iters": 3})
     assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="unknown keys"):
         RunConfig.from_dict({**cfg.to_dict(), "extra": 1})

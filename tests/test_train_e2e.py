@@ -16,7 +16,8 @@ from himnet_fast.train import main
 
 # A tiny synthetic THUMOS14-like set and model: a few seconds per run on two cores.
 TINY = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
-        "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2", "--timelines", "1", "--no-progress"]
+        "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2", "--timelines", "1", "--no-progress",
+        "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,9 @@ def test_training_beats_the_untrained_model_end_to_end(cache, tmp_path, capsys):
     # MIL + CLL: at a budget this small the full Eq. 11 flattens the attention (SCL dominates;
     # see the report of the training room), which would leave too thin a margin to test.
     losses = ["--no-vcl", "--no-scl", "--lr", "3e-3"]
+    threads = torch.get_num_threads()
     untrained = main(tiny(cache, tmp_path / "untrained", "--iters", "0", *losses))
+    assert torch.get_num_threads() == threads  # --threads 1 applies to the run only
     trained = main(tiny(cache, tmp_path / "trained", "--iters", "100", "--eval-every", "50", *losses))
     assert trained["avg_0.1_0.7"] > untrained["avg_0.1_0.7"] + 5.0, (trained["mAP"], untrained["mAP"])
     assert trained["snippet_accuracy"] > untrained["snippet_accuracy"]
@@ -103,6 +106,8 @@ def test_missing_data_root_is_a_clear_error(cache, tmp_path):
         main(tiny(cache, tmp_path / "out", "--data-root", str(tmp_path / "nowhere")))
 
 
+# The public THUMOS14 files have 30 segments ending after the video (the loader says so once).
+@pytest.mark.filterwarnings("ignore::himnet_fast.data.DataWarning")
 def test_real_thumos14_layout_runs_the_same_pipeline(shared_data, tmp_path):
     """Synthetic features on the real THUMOS14 annotations (the Thumos14reduced layout)."""
     from himnet_fast.data import load_dataset, synthesize
@@ -116,3 +121,16 @@ def test_real_thumos14_layout_runs_the_same_pipeline(shared_data, tmp_path):
     assert report["iterations"] == 3 and 0.0 <= report["avg_0.1_0.7"] <= 100.0
     results = json.loads((tmp_path / "out" / "detections.json").read_text())["results"]
     assert set(results) <= set(load_dataset(root).names) and any(name.startswith("video_test_") for name in results)
+
+
+def test_anet13_preset_reports_the_activitynet_thresholds(tmp_path, capsys):
+    from himnet_fast.data import synthesize
+
+    root = synthesize(tmp_path / "anet", like="anet13", dim=16, seed=0, videos=60)
+    report = main(TINY[2:] + ["--preset", "anet13", "--data-root", str(root), "--out", str(tmp_path / "out"),
+                              "--iters", "2", "--timelines", "0"])
+    assert list(report["mAP"]) == [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
+    assert "avg_0.5_0.95" in report and "avg_0.1_0.7" not in report
+    assert report["config"]["data"]["clip_len"] == 96  # the option given, over the preset's 60
+    header = capsys.readouterr().out.strip().splitlines()[-2]
+    assert header.startswith("Method | mAP@0.5 | mAP@0.55 |") and header.endswith("| AVG(0.5:0.95)")

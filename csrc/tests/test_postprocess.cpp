@@ -187,6 +187,61 @@ HF_TEST(soft_nms_sweep_matches_quadratic_on_large_inputs) {
   }
 }
 
+HF_TEST(soft_nms_gaussian_sweep_matches_quadratic_on_mixed_lengths) {
+  // The length-bucketed gaussian path (min_score <= 0): negative scores (decays raise
+  // them), zero-length and very long segments, repeated integer starts, offset 0 and 1.
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::exponential_distribution<double> ex(1.0 / 20.0);
+  NmsWorkspace ws;
+  for (int variant = 0; variant < 5; ++variant) {
+    const int64_t n = variant == 3 ? 700 : 2500;
+    std::vector<double> s(n), e(n), sc(n);
+    for (int64_t i = 0; i < n; ++i) {
+      s[i] = variant % 2 == 0 ? std::floor(800.0 * u(rng)) : 800.0 * u(rng) - 400.0;
+      const double len = i % 13 == 0 ? 0.0 : ex(rng) * (i % 101 == 0 ? 30.0 : 1.0);
+      e[i] = s[i] + (variant % 2 == 0 ? std::floor(len) : len);
+      if (variant == 4) {  // huge coordinates: spans and lengths that overflow
+        s[i] = (u(rng) - 0.5) * 1.6e308;
+        e[i] = i % 7 == 0 ? s[i] : std::min(1.7e308, s[i] + u(rng) * 1e308);
+      }
+      sc[i] = u(rng) - (variant >= 2 ? 0.5 : 0.0);
+    }
+    NmsParams p;
+    p.method = kNmsGaussian;
+    p.sigma = 0.3 + 0.2 * variant;
+    p.offset = variant == 2 ? 1.0 : 0.0;
+    p.min_score = variant == 1 ? 0.0 : -INFINITY;
+    std::vector<int64_t> k1(n), k2(n);
+    std::vector<double> v1(n), v2(n);
+    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
+    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
+    HF_EXPECT(m1 == m2 && m1 > 0);
+    bool same = m1 == m2;
+    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
+    HF_EXPECT(same);
+  }
+}
+
+HF_TEST(video_class_scores_flags_non_finite_values) {
+  // The kernel reports NaN / +-inf anywhere (float and double), and finite inputs as such.
+  VideoScoresWorkspace ws;
+  double out[2];
+  const float specials[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (const float bad : specials) {
+    std::vector<float> f(30 * 3, 0.5f);
+    std::vector<double> d(30 * 3, -0.25);
+    HF_EXPECT(video_class_scores(f.data(), 30, 3, 10, ws, out));
+    HF_EXPECT(video_class_scores(d.data(), 30, 3, 10, ws, out));
+    f[17 * 3 + 1] = bad;
+    d[29 * 3 + 2] = static_cast<double>(bad);
+    HF_EXPECT(!video_class_scores(f.data(), 30, 3, 10, ws, out));
+    HF_EXPECT(!video_class_scores(d.data(), 30, 3, 10, ws, out));
+  }
+  std::vector<double> extremes = {-1.7976931348623157e308, 1.7976931348623157e308, -0.0, 0.0, 5e-324, -5e-324};
+  HF_EXPECT(video_class_scores(extremes.data(), 3, 2, 10, ws, out));
+}
+
 HF_TEST(video_class_scores_hand_example) {
   // T = 20, r = 10 -> k = 2. Class 0 tops at (3, 1) -> 2; class 1 -> 0; background -> ln 2.
   std::vector<float> cas(20 * 3, 0.0f);
@@ -194,7 +249,7 @@ HF_TEST(video_class_scores_hand_example) {
   cas[9 * 3 + 0] = 1.0f;
   cas[0 * 3 + 0] = 0.5f;
   for (int t = 0; t < 20; ++t) cas[t * 3 + 2] = static_cast<float>(std::log(2.0));
-  std::vector<double> buf;
+  VideoScoresWorkspace buf;
   double out[2];
   video_class_scores(cas.data(), 20, 3, 10, buf, out);
   const double bg = static_cast<double>(static_cast<float>(std::log(2.0)));

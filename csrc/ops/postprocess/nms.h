@@ -92,10 +92,10 @@ HF_HOST_DEVICE inline bool nms_pair_update(const NmsParams& p, double iou, doubl
 
 // Reusable buffers of soft_nms_sweep (one per thread), so that batched calls over
 // many small groups allocate once. Arrays are indexed by position = rank of the
-// segment in (start, index) order.
+// segment in (start, index) order (the bucketed gaussian sweep: in (length bucket,
+// start, index) order).
 struct NmsWorkspace {
-  std::vector<std::pair<double, int64_t>> by_start;  // sort buffers
-  std::vector<uint64_t> packed;
+  std::vector<uint64_t> packed;          // sort buffers (keys; hits holds the indices)
   std::vector<int64_t> order;            // position -> local index
   std::vector<double> start, end, score;  // end and score are -inf once dead
   std::vector<double> block_end;          // tree of the max alive end per block of positions
@@ -103,8 +103,11 @@ struct NmsWorkspace {
   std::vector<int64_t> key_index, key_pos;
   std::vector<uint8_t> dirty;             // per block: key may exceed the block's best
   std::vector<int64_t> winner;            // tournament tree over the block keys
-  std::vector<int64_t> hits;              // alive positions overlapping the kept segment
+  std::vector<int64_t> hits;              // alive positions overlapping the kept segment (and scratch)
   std::vector<double> decay;              // their gaussian decay factors
+  std::vector<int64_t> bucket_first;      // gaussian sweep: position bounds of the length buckets
+  std::vector<double> bucket_len;         // and each bucket's max length
+  std::vector<int64_t> packed_grid;       // and their start grids (cell -> first position)
 };
 
 // (Soft-)NMS of n segments [starts[i], ends[i]] with scores[i]. Writes the kept
@@ -113,7 +116,10 @@ struct NmsWorkspace {
 // The work follows the number of overlapping pairs, not n^2: with segments sorted
 // by start, a tree of per-block maximum ends finds the alive segments overlapping
 // each kept one, and a lazy tournament over per-block upper bounds of the best
-// (score, index) yields the next maximum with the lowest-index tie rule.
+// (score, index) yields the next maximum with the lowest-index tie rule. Large
+// gaussian problems without pruning (n >= 2048, min_score <= 0) group the segments
+// in length buckets instead, each sorted by start: the overlaps of a kept segment in
+// a bucket form one contiguous range, decayed in whole vectors (same bits).
 int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
                        const NmsParams& params, int64_t* keep, double* kept_scores,
                        NmsWorkspace& ws);

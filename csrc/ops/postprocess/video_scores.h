@@ -7,76 +7,57 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
-#include <functional>
+#include <cstring>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "nms.h"
 
 namespace himnet_fast {
 
-// cas: (T, K) row-major, T >= 1, K >= 2; out: K - 1 scores; buf: reusable scratch.
-// One streaming pass over the rows keeps, per class and in time order, the values at
-// or above a pivot sampled at about the (k/T + 5%) top quantile (all values for short
-// videos, or where fewer than k passed); the k-th largest comes from nth_element on a
-// copy of those candidates, and the top k (ties to the earlier snippet) from one more
-// pass over them, still in time order.
+// Order-preserving signed integer keys of finite float / double values: a < b iff
+// key(a) < key(b), and key(-0) = key(+0) (equal values, equal keys).
 template <typename scalar_t>
-void video_class_scores(const scalar_t* cas, int64_t T, int64_t K, int64_t r, std::vector<double>& buf,
-                        double* out) {
-  const int64_t k = std::max<int64_t>(1, T / r);
-  buf.resize(K * T + T + 2 * K);
-  double* candidates = buf.data();  // (K, T): per class, the candidates in time order
-  double* scratch = candidates + K * T;
-  double* pivot = scratch + T;
-  double* gamma = pivot + K;
-  constexpr int64_t kSamples = 64;  // sample i sits at row (i * T) >> 6
-  const bool filter = T >= kSamples && 4 * k <= T;
-  for (int64_t c = 0; c < K; ++c) {
-    pivot[c] = -INFINITY;
-    if (!filter) continue;
-    double sample[kSamples];
-    for (int64_t i = 0; i < kSamples; ++i) sample[i] = static_cast<double>(cas[((i * T) >> 6) * K + c]);
-    const int64_t rank = std::min<int64_t>(kSamples - 1, (kSamples * k) / T + 3);
-    std::nth_element(sample, sample + rank, sample + kSamples, std::greater<double>());
-    pivot[c] = sample[rank];
+struct OrderedKey {
+  using key_t = std::conditional_t<sizeof(scalar_t) == 8, int64_t, int32_t>;
+  using bits_t = std::make_unsigned_t<key_t>;
+  static constexpr bits_t kSign = bits_t{1} << (8 * sizeof(bits_t) - 1);
+  static key_t of(scalar_t x) {
+    x = x + scalar_t(0);  // -0 -> +0
+    bits_t bits;
+    std::memcpy(&bits, &x, sizeof(bits));
+    // Negative values: the magnitude bits reversed below the sign, positive ones as they are.
+    bits = (bits & kSign) ? static_cast<bits_t>(bits ^ (kSign - 1)) : bits;
+    key_t key;
+    std::memcpy(&key, &bits, sizeof(key));
+    return key;
   }
-  std::vector<int64_t> kept(K, 0);
-  for (int64_t t = 0; t < T; ++t) {  // branch-free, row by row
-    for (int64_t c = 0; c < K; ++c) {
-      const double v = static_cast<double>(cas[t * K + c]);
-      candidates[c * T + kept[c]] = v;
-      kept[c] += v >= pivot[c];
-    }
+  static scalar_t value(key_t key) {
+    bits_t bits;
+    std::memcpy(&bits, &key, sizeof(bits));
+    bits = (bits & kSign) ? static_cast<bits_t>(bits ^ (kSign - 1)) : bits;
+    scalar_t x;
+    std::memcpy(&x, &bits, sizeof(x));
+    return x;
   }
-  for (int64_t c = 0; c < K; ++c) {
-    double* x = candidates + c * T;
-    int64_t m = kept[c];
-    if (m < k) {  // too few above the pivot: all values
-      for (int64_t t = 0; t < T; ++t) x[t] = static_cast<double>(cas[t * K + c]);
-      m = T;
-    }
-    std::copy(x, x + m, scratch);
-    std::nth_element(scratch, scratch + (k - 1), scratch + m, std::greater<double>());
-    const double kth = scratch[k - 1];
-    int64_t ties = k;  // copies of the k-th value taken, earliest first
-    for (int64_t j = 0; j + 1 < k; ++j) ties -= scratch[j] > kth;
-    int64_t taken = 0;  // the top k, in time order, into scratch
-    for (int64_t j = 0; j < m; ++j) {
-      const bool tie = x[j] == kth && ties > 0;
-      ties -= tie;
-      scratch[taken] = x[j];
-      taken += x[j] > kth || tie;
-    }
-    double acc = scratch[0];
-    for (int64_t j = 1; j < k; ++j) acc = acc + scratch[j];
-    gamma[c] = acc / static_cast<double>(k);
-  }
-  double top = gamma[0];
-  for (int64_t c = 1; c < K; ++c) top = gamma[c] > top ? gamma[c] : top;
-  for (int64_t c = 0; c < K; ++c) gamma[c] = decay_exp(gamma[c] - top);
-  double total = gamma[0];
-  for (int64_t c = 1; c < K; ++c) total = total + gamma[c];
-  for (int64_t c = 0; c + 1 < K; ++c) out[c] = gamma[c] / total;
-}
+};
+
+// Reusable scratch of video_class_scores (one per thread).
+struct VideoScoresWorkspace {
+  std::vector<int32_t> keys32;  // (K, T) keys of float inputs, class-major
+  std::vector<int64_t> keys64;  // (K, T) keys of double inputs
+  std::vector<double> values;    // the K top-k means
+  std::vector<int64_t> picks;    // snippets of a class reaching its k-th largest value
+};
+
+// cas: (T, K) row-major, T >= 1, K >= 2; out: K - 1 scores (algo/video_scores.cpp).
+// The values become order-preserving integer keys, transposed class-major; the k-th
+// largest key of a class comes from a bisection over key values with vectorized
+// counts (stopping early once exactly k keys reach the midpoint); one pass in time
+// order then takes the keys above it plus the earliest ties.
+// Returns whether every value was finite (the scores are meaningless otherwise).
+bool video_class_scores(const float* cas, int64_t T, int64_t K, int64_t r, VideoScoresWorkspace& ws, double* out);
+bool video_class_scores(const double* cas, int64_t T, int64_t K, int64_t r, VideoScoresWorkspace& ws, double* out);
 
 }  // namespace himnet_fast

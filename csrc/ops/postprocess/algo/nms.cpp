@@ -1,4 +1,5 @@
-// CPU (soft-)NMS algorithms of nms.h: the overlap sweep and the O(n^2) baseline.
+// CPU (soft-)NMS algorithms of nms.h: the overlap sweep (per overlap, or by length
+// buckets for large gaussian problems) and the O(n^2) baseline.
 #include <algorithm>
 #include <climits>
 #include <numeric>
@@ -8,9 +9,9 @@
 namespace himnet_fast {
 namespace {
 
-constexpr int64_t kBlockBits = 5;  // candidate scans go by blocks of 32 positions
+constexpr int64_t kBlockBits = 6;  // candidate scans go by blocks of 64 positions
 constexpr int64_t kBlock = int64_t{1} << kBlockBits;
-constexpr int64_t kKeyBits = 5;  // the lazy tournament keys blocks of 32 positions
+constexpr int64_t kKeyBits = 6;  // the lazy tournament keys blocks of 64 positions
 constexpr int64_t kKey = int64_t{1} << kKeyBits;
 constexpr int64_t kCompactMin = 1024;
 
@@ -25,6 +26,51 @@ void gaussian_decays(const double* hs, const double* he, int64_t m, double s, do
   for (int64_t i = 0; i < m; ++i) {
     const double iou = segment_iou(s, e, hs[i], he[i], offset);
     out[i] = decay_exp(-(iou * iou) / sigma);
+  }
+}
+
+// score[j] *= decay_exp(-(iou_j^2) / sigma) for j < m, iou_j = IoU of [s, e] and
+// [hs[j], he[j]] (0 for dead positions, whose end is -inf: their factor is exactly 1,
+// as for every non-overlapping one, so x * 1 leaves their bits unchanged). Returns
+// whether some score rose (a negative one; only tracked with kTrackRaise). The
+// gaussian rule of nms_pair_update, branch-free so that it vectorizes.
+template <bool kTrackRaise>
+inline bool gaussian_decay_block(const double* hs, const double* he, double* score, int64_t m, double s,
+                                 double e, double offset, double sigma) {
+  int raised = 0;
+  for (int64_t j = 0; j < m; ++j) {
+    const double iou = segment_iou(s, e, hs[j], he[j], offset);
+    const double old = score[j];
+    const double updated = old * decay_exp(-(iou * iou) / sigma);
+    score[j] = updated;
+    if (kTrackRaise) raised |= updated > old;
+  }
+  return raised != 0;
+}
+
+// First position q < n with x < start[q] (n if none): std::upper_bound without
+// data-dependent branches.
+inline int64_t upper_bound_position(const double* start, int64_t n, double x) {
+  const double* base = start;
+  int64_t len = n;
+  while (len > 1) {
+    const int64_t half = len >> 1;
+    base = base[half - 1] <= x ? base + half : base;
+    len -= half;
+  }
+  return (base - start) + (len == 1 && base[0] <= x);
+}
+
+// upper_bound_position of x over positions [from, n), galloping from `from` (the
+// answer is usually a few positions on): O(log(answer - from)) probes.
+inline int64_t gallop_upper_bound(const double* start, int64_t from, int64_t n, double x) {
+  int64_t lo = from, step = 1;
+  while (true) {
+    const int64_t probe = lo + step - 1;
+    if (probe >= n) return lo + upper_bound_position(start + lo, n - lo, x);
+    if (start[probe] > x) return lo + upper_bound_position(start + lo, probe - lo, x);
+    lo = probe + 1;
+    step <<= 1;
   }
 }
 
@@ -46,8 +92,11 @@ struct Sweep {
   NmsWorkspace& ws;
   int64_t n, blocks, block_leaves, keys, key_leaves;
   int64_t dead = 0;  // dead positions among the n
+  bool track_ends;   // keep the block_end tree (the bucketed sweep needs none)
 
-  Sweep(NmsWorkspace& workspace, int64_t size) : ws(workspace) { resize(size); }
+  Sweep(NmsWorkspace& workspace, int64_t size, bool ends = true) : ws(workspace), track_ends(ends) {
+    resize(size);
+  }
 
   void resize(int64_t size) {
     n = size;
@@ -98,6 +147,7 @@ struct Sweep {
     for (int64_t v = key_leaves - 1; v >= 1; --v) {
       ws.winner[v] = ahead(ws.winner[2 * v], ws.winner[2 * v + 1]) ? ws.winner[2 * v] : ws.winner[2 * v + 1];
     }
+    if (!track_ends) return;
     ws.block_end.assign(2 * block_leaves, -INFINITY);
     for (int64_t b = 0; b < blocks; ++b) refresh_end(b, false);
     for (int64_t v = block_leaves - 1; v >= 1; --v) {
@@ -120,18 +170,31 @@ struct Sweep {
     for (; q < last; ++q) lane_max[0] = score[q] > lane_max[0] ? score[q] : lane_max[0];
     double top = lane_max[0];
     for (int l = 1; l < 4; ++l) top = lane_max[l] > top ? lane_max[l] : top;
-    // Pass 2: the lowest index among the positions holding it (usually one).
-    int64_t top_index = INT64_MAX, top_pos = first;
+    // Pass 2: the lowest index among the positions holding it (usually one), as the
+    // minimum of the packed (index, position in block) of those positions (vectorizes).
+    uint64_t best = UINT64_MAX;
     for (q = first; q < last; ++q) {
-      if (score[q] == top && order[q] < top_index) {
-        top_index = order[q];
-        top_pos = q;
-      }
+      const uint64_t packed = static_cast<uint64_t>(order[q]) << kKeyBits | static_cast<uint64_t>(q - first);
+      best = std::min(best, score[q] == top ? packed : UINT64_MAX);
     }
+    const int64_t top_index = static_cast<int64_t>(best >> kKeyBits);
+    const int64_t top_pos = first + static_cast<int64_t>(best & (kKey - 1));
     ws.key_score[b] = top;
     ws.key_index[b] = top_index;
     ws.key_pos[b] = top_pos;
     ws.dirty[b] = 0;
+  }
+
+  // Restores the key invariant of key block b after decays that lowered some of its
+  // scores and, if `raised`, raised others: a raised score may now lead the block
+  // (re-keyed at once); a lowered best position makes the block dirty.
+  void after_decay(int64_t b, bool raised) {
+    if (raised) {
+      rekey(b);
+      replay(b);
+    } else if (ws.score[ws.key_pos[b]] != ws.key_score[b]) {
+      ws.dirty[b] = 1;
+    }
   }
 
   // Re-plays the tournament on the path of key block b.
@@ -190,7 +253,7 @@ struct Sweep {
     ++dead;
     const double end = ws.end[q];
     ws.end[q] = -INFINITY;
-    if (end == ws.block_end[block_leaves + (q >> kBlockBits)]) refresh_end(q >> kBlockBits, true);
+    if (track_ends && end == ws.block_end[block_leaves + (q >> kBlockBits)]) refresh_end(q >> kBlockBits, true);
     rescore(q, -INFINITY);
   }
 
@@ -258,37 +321,61 @@ void sort_by_start(const double* starts, int64_t n, NmsWorkspace& ws) {
     for (int64_t q = 0; q < n; ++q) ws.order[q] = static_cast<int64_t>(keys[q] & 0xffffffffu);
     return;
   }
-  std::vector<std::pair<double, int64_t>>& by_start = ws.by_start;
-  by_start.resize(n);
-  for (int64_t i = 0; i < n; ++i) by_start[i] = {starts[i], i};
-  std::sort(by_start.begin(), by_start.end());  // (start, index): a strict total order
-  for (int64_t q = 0; q < n; ++q) ws.order[q] = by_start[q].second;
+  // Otherwise an LSD radix sort (stable, so equal starts keep index order) of the
+  // starts' order-preserving bit patterns (-0 taken as +0), 11 bits per pass; passes
+  // whose digit is the same for every key are skipped.
+  constexpr int kDigitBits = 11, kPasses = 6;
+  constexpr uint64_t kDigitMask = (uint64_t{1} << kDigitBits) - 1;
+  std::vector<uint64_t>& key = ws.packed;
+  key.resize(2 * n);
+  uint64_t* a = key.data();
+  uint64_t* b = a + n;
+  std::vector<int64_t>& index = ws.hits;
+  index.resize(2 * n);
+  int64_t* ia = index.data();
+  int64_t* ib = ia + n;
+  std::vector<int64_t> count(static_cast<size_t>(kPasses) << kDigitBits, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = starts[i] + 0.0;  // -0 -> +0
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    bits = bits >> 63 ? ~bits : bits | (uint64_t{1} << 63);  // order-preserving
+    a[i] = bits;
+    ia[i] = i;
+    for (int pass = 0; pass < kPasses; ++pass) ++count[(pass << kDigitBits) + ((bits >> (pass * kDigitBits)) & kDigitMask)];
+  }
+  for (int pass = 0; pass < kPasses; ++pass) {
+    int64_t* c = count.data() + (pass << kDigitBits);
+    const uint64_t digit0 = (a[0] >> (pass * kDigitBits)) & kDigitMask;
+    if (c[digit0] == n) continue;  // one digit value: nothing to do
+    int64_t total = 0;
+    for (uint64_t d = 0; d <= kDigitMask; ++d) {
+      const int64_t here = c[d];
+      c[d] = total;
+      total += here;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t to = c[(a[i] >> (pass * kDigitBits)) & kDigitMask]++;
+      b[to] = a[i];
+      ib[to] = ia[i];
+    }
+    std::swap(a, b);
+    std::swap(ia, ib);
+  }
+  std::copy(ia, ia + n, ws.order.begin());
 }
 
 }  // namespace
 
-int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
-                       const NmsParams& params, int64_t* keep, double* kept_scores,
-                       NmsWorkspace& ws) {
-  if (n <= 0) return 0;
-  sort_by_start(starts, n, ws);
-  ws.start.resize(n);
-  ws.end.resize(n);
-  ws.score.resize(n);
-  // With min_score > 0 a score below it never reaches min_score again (a decay keeps
-  // a non-negative score non-negative and never raises it; a negative one stays <= 0),
-  // so such segments can be dropped for good. With min_score <= 0 a negative score
-  // may still rise above min_score and must stay alive.
-  const bool prune = params.min_score > 0.0;
-  for (int64_t q = 0; q < n; ++q) {
-    const int64_t i = ws.order[q];
-    const bool dead = prune && scores[i] < params.min_score;
-    ws.start[q] = starts[i];
-    ws.end[q] = dead ? -INFINITY : ends[i];
-    ws.score[q] = dead ? -INFINITY : scores[i];
-  }
-  Sweep sw(ws, n);
+namespace {
 
+// The selection loop of soft_nms_sweep (an AVX-512 / AVX2 clone where the CPU has one:
+// the same IEEE operations, so the same bits).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+int64_t sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, bool prune, int64_t* keep,
+                   double* kept_scores) {
   const double offset = params.offset;
   int64_t kept = 0;
   while (true) {
@@ -303,22 +390,27 @@ int64_t soft_nms_sweep(const double* starts, const double* ends, const double* s
     sw.kill(q);
     // Superset of the segments with a positive computed intersection (see nms.h):
     // start <= e + offset and end >= s - offset (rounding is monotone).
-    const int64_t limit =
-        std::upper_bound(ws.start.data(), ws.start.data() + sw.n, e + offset) - ws.start.data();
+    // Positions up to q start at or before s <= e + offset (any before-order works).
+    const int64_t from = ws.start[q] <= e + offset ? q + 1 : 0;
+    const int64_t limit = gallop_upper_bound(ws.start.data(), from, sw.n, e + offset);
     sw.collect(limit, s - offset);
     const std::vector<int64_t>& hits = ws.hits;
     const int64_t m = static_cast<int64_t>(hits.size());
     if (params.method == kNmsGaussian) {
       // Same bits as nms_pair_update (decay_exp(-0) = 1), in vectorizable passes.
-      ws.decay.resize(3 * m);
-      double* hs = ws.decay.data() + m;
-      double* he = hs + m;
+      // Padded to whole vectors with [+inf, +inf] (no overlap: factor 1, unused), so
+      // that no scalar remainder loop runs.
+      const int64_t padded = (m + 7) & ~int64_t{7};
+      ws.decay.resize(3 * padded);
+      double* hs = ws.decay.data() + padded;
+      double* he = hs + padded;
       for (int64_t i = 0; i < m; ++i) {
         hs[i] = ws.start[hits[i]];
         he[i] = ws.end[hits[i]];
       }
+      for (int64_t i = m; i < padded; ++i) hs[i] = he[i] = INFINITY;
       const double* d = ws.decay.data();
-      gaussian_decays(hs, he, m, s, e, offset, params.sigma, ws.decay.data());
+      gaussian_decays(hs, he, padded, s, e, offset, params.sigma, ws.decay.data());
       for (int64_t i = 0; i < m; ++i) {
         const int64_t r = hits[i];
         const double updated = ws.score[r] * d[i];
@@ -342,6 +434,216 @@ int64_t soft_nms_sweep(const double* starts, const double* ends, const double* s
     sw.maybe_compact();
   }
   return kept;
+}
+
+// Length classes of the bucketed gaussian sweep (unit = the mean length): bucket 0
+// holds lengths <= unit, bucket k >= 1 lengths in (unit 4^(k-1), unit 4^k] (about; the
+// last one everything longer).
+constexpr int kMaxBuckets = 8;
+constexpr int64_t kBucketMinSize = 2048;  // smaller problems take the per-overlap sweep
+
+// First position q in [first, last) with x <= start[q] (last if none), branch-free.
+inline int64_t lower_bound_position(const double* start, int64_t first, int64_t last, double x) {
+  const double* base = start + first;
+  int64_t len = last - first;
+  while (len > 1) {
+    const int64_t half = len >> 1;
+    base = base[half - 1] < x ? base + half : base;
+    len -= half;
+  }
+  return (base - start) + (len == 1 && base[0] < x);
+}
+
+// Per bucket, a grid over start values narrows the searches: cell(x) = clamp(floor((x -
+// origin) * scale), 0, cells - 1) is non-decreasing in x, so the positions of the bucket
+// (sorted by start) with start < x all lie before cell_first[cell(x) + 1] and those with
+// start >= x after cell_first[cell(x)]: a search within one cell settles any bound.
+struct BucketGrid {
+  double origin, scale;
+  int64_t cells, table;  // cells, offset of the cell_first entries (cells + 1) in ws.packed_grid
+};
+
+inline int64_t grid_cell(const BucketGrid& g, double x) {
+  const double c = (x - g.origin) * g.scale;  // NaN only if scale = 0 (then one cell)
+  return !(c > 0.0) ? 0 : (c >= static_cast<double>(g.cells - 1) ? g.cells - 1 : static_cast<int64_t>(c));
+}
+
+// Builds the grids of the buckets over their positions [first[k], first[k + 1]).
+void build_grids(const double* start, const int64_t* first, int buckets, std::vector<BucketGrid>& grids,
+                 std::vector<int64_t>& table) {
+  grids.resize(buckets);
+  table.clear();
+  for (int k = 0; k < buckets; ++k) {
+    const int64_t a = first[k], b = first[k + 1], size = b - a;
+    BucketGrid& g = grids[k];
+    g.cells = std::max<int64_t>(1, size / 4);
+    g.origin = size > 0 ? start[a] : 0.0;
+    const double span = size > 0 ? start[b - 1] - start[a] : 0.0;
+    g.scale = span > 0.0 && std::isfinite(static_cast<double>(g.cells) / span) ? static_cast<double>(g.cells) / span : 0.0;
+    if (g.scale == 0.0) g.cells = 1;  // no spread (or none representable): one cell
+    g.table = static_cast<int64_t>(table.size());
+    table.resize(table.size() + g.cells + 1);
+    int64_t* t = table.data() + g.table;
+    int64_t c = 0;
+    for (int64_t q = a; q < b; ++q) {
+      const int64_t cq = grid_cell(g, start[q]);
+      while (c <= cq) t[c++] = q;
+    }
+    while (c <= g.cells) t[c++] = b;
+  }
+}
+
+// Gaussian Soft-NMS without pruning (min_score <= 0), positions grouped in length
+// buckets (ws.bucket_first, ws.bucket_len), each sorted by (start, index). A segment of
+// bucket k that overlaps the kept [s, e] starts within [s - offset - len_max(k), e +
+// offset]: a contiguous range of the bucket, nearly all of it overlapping, decayed
+// branch-free (non-overlapping and dead positions get the factor 1 exactly). Keys
+// as in Sweep: a block whose best position was lowered turns dirty; a raised
+// (negative) score re-keys its block at once.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#endif
+int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, int buckets, int64_t* keep,
+                          double* kept_scores) {
+  const double offset = params.offset, sigma = params.sigma;
+  bool negative = false;  // decays raise only negative scores and keep signs
+  for (int64_t q = 0; q < sw.n; ++q) negative |= ws.score[q] < 0.0;
+  int64_t* first = ws.bucket_first.data();  // buckets + 1 bounds
+  const double* len_max = ws.bucket_len.data();
+  std::vector<BucketGrid> grids;
+  std::vector<int64_t>& table = ws.packed_grid;
+  build_grids(ws.start.data(), first, buckets, grids, table);
+  int64_t kept = 0;
+  while (true) {
+    const int64_t q = sw.top();
+    if (q < 0) break;
+    const double current = ws.score[q];
+    if (current < params.min_score) break;
+    keep[kept] = ws.order[q];
+    kept_scores[kept] = current;
+    ++kept;
+    const double s = ws.start[q], e = ws.end[q];
+    sw.kill(q);
+    const double lo = s - offset, hi = e + offset;  // overlap needs end >= lo, start <= hi
+    double* start = ws.start.data();
+    for (int k = 0; k < buckets; ++k) {
+      if (first[k] == first[k + 1]) continue;
+      // end >= lo and end - start <= len_max(k) (rounded; margins cover the rounding).
+      const double reach = len_max[k] * (1.0 + 1e-9);
+      const double bound = (lo - reach) - (std::fabs(lo) + reach) * 1e-12;
+      const BucketGrid& g = grids[k];
+      const int64_t* t = table.data() + g.table;
+      const int64_t c0 = grid_cell(g, bound), c1 = grid_cell(g, hi);
+      const int64_t q0 = lower_bound_position(start, t[c0], t[c0 + 1], bound);
+      const int64_t q1 = upper_bound_position(start + t[c1], t[c1 + 1] - t[c1], hi) + t[c1];
+      for (int64_t p0 = q0; p0 < q1;) {  // key block by key block
+        const int64_t kb = p0 >> kKeyBits;
+        const int64_t p1 = std::min(q1, (kb + 1) << kKeyBits);
+        const bool raised = negative ? gaussian_decay_block<true>(start + p0, ws.end.data() + p0,
+                                                                    ws.score.data() + p0, p1 - p0, s, e, offset, sigma)
+                                       : gaussian_decay_block<false>(start + p0, ws.end.data() + p0,
+                                                                     ws.score.data() + p0, p1 - p0, s, e, offset, sigma);
+        sw.after_decay(kb, raised);
+        p0 = p1;
+      }
+    }
+    // Drops the dead positions once a quarter of them are dead (bucket by bucket, order kept).
+    if (sw.n >= kCompactMin && 4 * sw.dead > sw.n) {
+      int64_t w = 0;
+      for (int k = 0; k < buckets; ++k) {
+        const int64_t from = first[k], to = first[k + 1];
+        first[k] = w;
+        for (int64_t p = from; p < to; ++p) {
+          if (ws.end[p] == -INFINITY) continue;
+          ws.order[w] = ws.order[p];
+          ws.start[w] = ws.start[p];
+          ws.end[w] = ws.end[p];
+          ws.score[w] = ws.score[p];
+          ++w;
+        }
+      }
+      first[buckets] = w;
+      sw.resize(w);
+      build_grids(ws.start.data(), first, buckets, grids, table);
+    }
+  }
+  return kept;
+}
+
+// Regroups ws.order (sorted by (start, index)) by length bucket, keeping that order
+// within each bucket; sets ws.bucket_first / ws.bucket_len and returns the bucket count.
+int bucket_by_length(const double* starts, const double* ends, int64_t n, NmsWorkspace& ws) {
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += ends[i] - starts[i];
+  const double unit = total / static_cast<double>(n);  // the mean length
+  const int buckets = n >= kBucketMinSize && unit > 0.0 && std::isfinite(unit) ? kMaxBuckets : 1;
+  std::vector<int64_t>& id = ws.hits;  // bucket of each position, then scratch
+  id.resize(n);
+  int64_t count[kMaxBuckets + 1] = {0};
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t i = ws.order[q];
+    const double len = ends[i] - starts[i];
+    int k = 0;
+    if (buckets > 1 && len > unit) {
+      int exponent;
+      std::frexp(len / unit, &exponent);  // len / unit in [2^(exponent-1), 2^exponent)
+      k = std::min(buckets - 1, std::max(1, (exponent + 1) / 2));
+    }
+    id[q] = k;
+    ++count[k + 1];
+  }
+  ws.bucket_first.assign(buckets + 1, 0);
+  for (int k = 0; k < buckets; ++k) ws.bucket_first[k + 1] = ws.bucket_first[k] + count[k + 1];
+  std::vector<int64_t> cursor(ws.bucket_first.begin(), ws.bucket_first.end() - 1);
+  std::vector<int64_t> regrouped(n);
+  ws.bucket_len.assign(buckets, 0.0);
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t k = id[q], i = ws.order[q];
+    regrouped[cursor[k]++] = i;
+    ws.bucket_len[k] = std::max(ws.bucket_len[k], ends[i] - starts[i]);
+  }
+  ws.order.swap(regrouped);
+  return buckets;
+}
+
+}  // namespace
+
+int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
+                       const NmsParams& params, int64_t* keep, double* kept_scores,
+                       NmsWorkspace& ws) {
+  if (n <= 0) return 0;
+  sort_by_start(starts, n, ws);
+  const bool prune = params.min_score > 0.0;
+  if (params.method == kNmsGaussian && !prune && n >= kBucketMinSize) {
+    const int buckets = bucket_by_length(starts, ends, n, ws);
+    ws.start.resize(n);
+    ws.end.resize(n);
+    ws.score.resize(n);
+    for (int64_t q = 0; q < n; ++q) {
+      const int64_t i = ws.order[q];
+      ws.start[q] = starts[i];
+      ws.end[q] = ends[i];
+      ws.score[q] = scores[i];
+    }
+    Sweep sw(ws, n, /*ends=*/false);
+    return bucket_sweep_loop(sw, ws, params, buckets, keep, kept_scores);
+  }
+  ws.start.resize(n);
+  ws.end.resize(n);
+  ws.score.resize(n);
+  // With min_score > 0 a score below it never reaches min_score again (a decay keeps
+  // a non-negative score non-negative and never raises it; a negative one stays <= 0),
+  // so such segments can be dropped for good. With min_score <= 0 a negative score
+  // may still rise above min_score and must stay alive.
+  for (int64_t q = 0; q < n; ++q) {
+    const int64_t i = ws.order[q];
+    const bool dead = prune && scores[i] < params.min_score;
+    ws.start[q] = starts[i];
+    ws.end[q] = dead ? -INFINITY : ends[i];
+    ws.score[q] = dead ? -INFINITY : scores[i];
+  }
+  Sweep sw(ws, n);
+  return sweep_loop(sw, ws, params, prune, keep, kept_scores);
 }
 
 int64_t soft_nms_quadratic(const double* starts, const double* ends, const double* scores,

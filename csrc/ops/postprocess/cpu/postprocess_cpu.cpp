@@ -67,22 +67,40 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
   const double* thr = in.thresholds.data_ptr<double>();
   check_proposal_values(off, videos, attention.size(0), sel, rows, K, thr, H);
 
-  std::vector<int64_t> start(rows * H + 1, 0);  // counts, then their exclusive scan
+  // Pass 1, per video named by some row: the runs of every threshold, once (rows of
+  // the same video share them). Pass 2, per row: the prefix sums of its class, then the
+  // proposals and their OIC scores (proposals.h), written at the row's offsets.
+  std::vector<uint8_t> used(videos, 0);
+  for (int64_t r = 0; r < rows; ++r) used[sel[2 * r]] = 1;
+  std::vector<std::vector<int64_t>> runs(videos);  // (start, end) pairs, threshold by threshold
+  std::vector<int64_t> run_count(videos * H, 0);   // runs of (video, threshold)
+  std::vector<int64_t> start(rows * H + 1, 0);     // counts, then their exclusive scan
   at::Tensor ids, scores;
   AT_DISPATCH_FLOATING_TYPES(cas.scalar_type(), "proposals_cpu", [&] {
     const scalar_t* att = attention.data_ptr<scalar_t>();
     const scalar_t* x = cas.data_ptr<scalar_t>();
     TORCH_CHECK_VALUE(all_finite(att, attention.numel()) && all_finite(x, cas.numel()),
                       "proposals: attention and cas must be finite (found NaN or infinity)");
-    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t v = sel[2 * r], T = off[v + 1] - off[v];
+    at::parallel_for(0, videos, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t v = begin; v < end; ++v) {
+        if (!used[v]) continue;
+        const scalar_t* a = att + off[v];
+        const int64_t T = off[v + 1] - off[v];
+        std::vector<int64_t>& out = runs[v];
         for (int64_t h = 0; h < H; ++h) {
-          start[r * H + h + 1] = threshold_proposals(att + off[v], T, thr[h], nullptr, weight, vs[r], v,
-                                                     sel[2 * r + 1], nullptr, nullptr);
+          const double threshold = thr[h];
+          run_count[v * H + h] = for_each_run(
+              T, [&](int64_t t) { return static_cast<double>(a[t]) > threshold; },
+              [&](int64_t s, int64_t e) {
+                out.push_back(s);
+                out.push_back(e);
+              });
         }
       }
     });
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t h = 0; h < H; ++h) start[r * H + h + 1] = run_count[sel[2 * r] * H + h];
+    }
     std::partial_sum(start.begin(), start.end(), start.begin());
     ids = at::empty({start.back(), 4}, offsets.options());
     scores = at::empty({start.back()}, in.video_scores.options());
@@ -94,10 +112,17 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
         const int64_t v = sel[2 * r], c = sel[2 * r + 1], T = off[v + 1] - off[v];
         prefix.resize(T + 1);
         column_prefix_sums(x + off[v] * K + c, K, T, prefix.data());
-        for (int64_t h = 0; h < H; ++h) {
-          const int64_t o = start[r * H + h];
-          threshold_proposals(att + off[v], T, thr[h], prefix.data(), weight, vs[r], v, c,
-                              out_ids + 4 * o, out_scores + o);
+        const int64_t* run = runs[v].data();
+        int64_t* o_ids = out_ids + 4 * start[r * H];
+        double* o_scores = out_scores + start[r * H];
+        const int64_t total = start[(r + 1) * H] - start[r * H];  // all thresholds, in order
+        for (int64_t i = 0; i < total; ++i) {
+          const int64_t s = run[2 * i], e = run[2 * i + 1];
+          o_ids[4 * i] = v;
+          o_ids[4 * i + 1] = c;
+          o_ids[4 * i + 2] = s;
+          o_ids[4 * i + 3] = e;
+          o_scores[i] = oic_score(prefix.data(), T, s, e, weight, vs[r]);
         }
       }
     });
@@ -124,13 +149,15 @@ at::Tensor video_scores_cpu(const at::Tensor& cas_in, const at::Tensor& offsets_
   double* o = out.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES(cas.scalar_type(), "video_scores_cpu", [&] {
     const scalar_t* x = cas.data_ptr<scalar_t>();
-    TORCH_CHECK_VALUE(all_finite(x, cas.numel()), "video_scores: cas must be finite (found NaN or infinity)");
+    std::vector<uint8_t> finite(videos, 1);  // checked by the kernel in passing (its key ranges)
     at::parallel_for(0, videos, 8, [&](int64_t begin, int64_t end) {
-      std::vector<double> buf;
+      VideoScoresWorkspace buf;
       for (int64_t v = begin; v < end; ++v) {
-        video_class_scores(x + off[v] * K, off[v + 1] - off[v], K, r, buf, o + v * (K - 1));
+        finite[v] = video_class_scores(x + off[v] * K, off[v + 1] - off[v], K, r, buf, o + v * (K - 1));
       }
     });
+    TORCH_CHECK_VALUE(std::all_of(finite.begin(), finite.end(), [](uint8_t f) { return f != 0; }),
+                      "video_scores: cas must be finite (found NaN or infinity)");
   });
   return out;
 }
