@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "ops/postprocess/algo/nms_internal.h"
 #include "ops/postprocess/nms.h"
 #include "ops/postprocess/proposals.h"
 #include "ops/postprocess/video_scores.h"
@@ -105,22 +106,27 @@ HF_TEST(soft_nms_hand_example) {
   HF_EXPECT(soft_nms_sweep(s, e, sc, 0, p, keep, kept, ws) == 0);
 }
 
-HF_TEST(soft_nms_sweep_matches_quadratic_on_random_inputs) {
+// The three CPU algorithms (pair lists, overlap sweep, the public dispatch between
+// them) against the O(n^2) loop: kept indices and scores bit for bit.
+HF_TEST(soft_nms_algorithms_match_quadratic_on_random_inputs) {
   std::mt19937_64 rng(1234);
-  NmsWorkspace ws;  // reused across calls on purpose
+  NmsWorkspace ws;  // reused across calls and algorithms on purpose
   int checked = 0;
-  for (int trial = 0; trial < 600; ++trial) {
-    const int64_t n = static_cast<int64_t>(rng() % 60);
+  const int trials = 800;
+  for (int trial = 0; trial < trials; ++trial) {
+    // Up to 59 segments (one block of the pair lists), or up to 399 (several blocks).
+    const int64_t n = static_cast<int64_t>(rng() % (trial % 4 == 3 ? 400 : 60));
     const bool integer = trial % 3 == 0;  // snippet-like ints: many ties and touching ends
     std::uniform_real_distribution<double> u(0.0, 1.0);
     std::vector<double> s(n), e(n), sc(n);
+    const double span = n > 60 ? 400.0 : 50.0;
     for (int64_t i = 0; i < n; ++i) {
       if (integer) {
-        s[i] = static_cast<double>(rng() % 20);
+        s[i] = static_cast<double>(rng() % static_cast<uint64_t>(span * 0.4));
         e[i] = s[i] + static_cast<double>(rng() % 6);
         sc[i] = static_cast<double>(rng() % 5) / 4.0 - (trial % 4 == 1 ? 0.5 : 0.0);
       } else {
-        s[i] = 50.0 * u(rng);
+        s[i] = span * u(rng);
         e[i] = s[i] + 10.0 * u(rng);
         sc[i] = u(rng) - (trial % 4 == 1 ? 0.5 : 0.0);  // some negative scores
       }
@@ -131,17 +137,36 @@ HF_TEST(soft_nms_sweep_matches_quadratic_on_random_inputs) {
     p.iou_threshold = u(rng);
     p.offset = trial % 5 == 0 ? 1.0 : 0.0;
     p.min_score = trial % 2 == 0 ? -INFINITY : (u(rng) - 0.5) * 0.5;
-    std::vector<int64_t> k1(n), k2(n);
-    std::vector<double> v1(n), v2(n);
-    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
-    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
-    HF_EXPECT(m1 == m2);
-    bool same = m1 == m2;
-    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
-    HF_EXPECT(same);
-    checked += same;
+    std::vector<int64_t> want_keep(n);
+    std::vector<double> want_scores(n);
+    const int64_t want = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, want_keep.data(), want_scores.data());
+    bool all_same = true;
+    for (int algorithm = 0; algorithm < 3; ++algorithm) {
+      std::vector<int64_t> k(n);
+      std::vector<double> v(n);
+      int64_t m = 0;
+      if (algorithm == 0) m = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k.data(), v.data(), ws);
+      if (algorithm == 1) m = nms_detail::soft_nms_overlap_sweep(s.data(), e.data(), sc.data(), n, p, k.data(), v.data(), ws);
+      if (algorithm == 2) m = nms_detail::soft_nms_pairs(s.data(), e.data(), sc.data(), n, p, n * n, k.data(), v.data(), ws);
+      bool same = m == want;
+      for (int64_t i = 0; same && i < m; ++i) same = k[i] == want_keep[i] && v[i] == want_scores[i];
+      HF_EXPECT(same);
+      all_same = all_same && same;
+    }
+    checked += all_same;
   }
-  HF_EXPECT(checked == 600);
+  HF_EXPECT(checked == trials);
+}
+
+HF_TEST(soft_nms_pairs_declines_above_its_pair_budget) {
+  const double s[] = {0, 1, 2, 3}, e[] = {10, 10, 10, 10}, sc[] = {0.9, 0.8, 0.7, 0.6};  // 6 pairs
+  int64_t keep[4];
+  double kept[4];
+  NmsWorkspace ws;
+  NmsParams p;
+  HF_EXPECT(nms_detail::soft_nms_pairs(s, e, sc, 4, p, 5, keep, kept, ws) == -1);
+  HF_EXPECT(nms_detail::soft_nms_pairs(s, e, sc, 4, p, 6, keep, kept, ws) == 4);
+  HF_EXPECT(keep[0] == 0 && kept[0] == 0.9);
 }
 
 HF_TEST(decay_exp_is_exp_within_two_ulp) {

@@ -108,6 +108,12 @@ struct NmsWorkspace {
   std::vector<int64_t> bucket_first;      // gaussian sweep: position bounds of the length buckets
   std::vector<double> bucket_len;         // and each bucket's max length
   std::vector<int64_t> packed_grid;       // and their start grids (cell -> first position)
+  std::vector<int32_t> pair_a, pair_b;    // pair lists: the candidate pairs (local indices)
+  std::vector<double> pair_geometry;      // their (s1, e1, s2, e2) planes
+  std::vector<double> pair_w;             // their update factors
+  std::vector<int64_t> adj_first;         // adjacency of each local index: adj[adj_first[i] ..
+  std::vector<int32_t> adj;               //   adj_first[i + 1]) with factors adj_w
+  std::vector<double> adj_w;
 };
 
 // (Soft-)NMS of n segments [starts[i], ends[i]] with scores[i]. Writes the kept
@@ -116,10 +122,13 @@ struct NmsWorkspace {
 // The work follows the number of overlapping pairs, not n^2: with segments sorted
 // by start, a tree of per-block maximum ends finds the alive segments overlapping
 // each kept one, and a lazy tournament over per-block upper bounds of the best
-// (score, index) yields the next maximum with the lowest-index tie rule. Large
-// gaussian problems without pruning (n >= 2048, min_score <= 0) group the segments
-// in length buckets instead, each sorted by start: the overlaps of a kept segment in
-// a bucket form one contiguous range, decayed in whole vectors (same bits).
+// (score, index) yields the next maximum with the lowest-index tie rule. Small
+// problems (n < 2048, at most 64 candidate pairs per segment) list every overlapping
+// pair with its update factor first (IoUs do not depend on scores), so a selection
+// only walks the kept segment's neighbours. Large gaussian problems without pruning
+// (n >= 2048, min_score <= 0) group the segments in length buckets instead, each
+// sorted by start: the overlaps of a kept segment in a bucket form one contiguous
+// range, decayed in whole vectors (same bits).
 int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
                        const NmsParams& params, int64_t* keep, double* kept_scores,
                        NmsWorkspace& ws);

@@ -1,12 +1,14 @@
 // CPU (soft-)NMS algorithms of nms.h: the overlap sweep (per overlap, or by length
-// buckets for large gaussian problems) and the O(n^2) baseline.
+// buckets for large gaussian problems), the dispatch to the pair lists of small
+// problems (nms_pairs.cpp) and the O(n^2) baseline.
 #include <algorithm>
 #include <climits>
 #include <numeric>
 
-#include "../nms.h"
+#include "nms_internal.h"
 
 namespace himnet_fast {
+namespace nms_detail {
 namespace {
 
 constexpr int64_t kBlockBits = 6;  // candidate scans go by blocks of 64 positions
@@ -14,6 +16,11 @@ constexpr int64_t kBlock = int64_t{1} << kBlockBits;
 constexpr int64_t kKeyBits = 6;  // the lazy tournament keys blocks of 64 positions
 constexpr int64_t kKey = int64_t{1} << kKeyBits;
 constexpr int64_t kCompactMin = 1024;
+// Problems below kPairListMaxSize segments, with at most kPairListMaxPairs candidate
+// pairs per segment, take the pair lists (nms_pairs.cpp): 2.1x faster than the
+// per-overlap sweep below on the THUMOS14 test set's proposals (about 4 pairs per segment).
+constexpr int64_t kPairListMaxSize = 2048;
+constexpr int64_t kPairListMaxPairs = 64;
 
 // out[i] = decay_exp(-(iou_i^2) / sigma), iou_i = IoU of [s, e] and [hs[i], he[i]]:
 // the gaussian rule of nms_pair_update, in a loop the compiler vectorizes (an AVX2
@@ -74,12 +81,6 @@ inline int64_t gallop_upper_bound(const double* start, int64_t from, int64_t n, 
   }
 }
 
-int64_t pow2_at_least(int64_t n) {
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
 // Positions are grouped in blocks of kBlock. Two trees over the blocks:
 //  * block_end: max end of the alive segments of each block (exact), to find the
 //    overlaps of a kept segment by scanning only blocks that may hold some;
@@ -104,6 +105,14 @@ struct Sweep {
     keys = (n + kKey - 1) / kKey;
     block_leaves = pow2_at_least(blocks);
     key_leaves = pow2_at_least(keys);
+    // Scores padded with -inf to whole key blocks (rekey scans whole vectors).
+    ws.score.resize(keys * kKey);
+    std::fill(ws.score.begin() + n, ws.score.end(), -INFINITY);
+    // Starts and ends readable up to there too (the bucketed sweep reads whole vectors).
+    if (static_cast<int64_t>(ws.start.size()) < keys * kKey) {
+      ws.start.resize(keys * kKey, INFINITY);
+      ws.end.resize(keys * kKey, INFINITY);
+    }
     dead = 0;
     for (int64_t q = 0; q < n; ++q) dead += ws.end[q] == -INFINITY;
     build();
@@ -126,20 +135,20 @@ struct Sweep {
     resize(w);
   }
 
-  // Block a ranks before block b (-1 = none): higher key score, then lower index.
+  // Block a ranks before block b: higher key score, then lower index (branch-free).
   bool ahead(int64_t a, int64_t b) const {
-    if (a < 0) return false;
-    if (b < 0) return true;
     const double sa = ws.key_score[a], sb = ws.key_score[b];
-    return sa > sb || (sa == sb && ws.key_index[a] < ws.key_index[b]);
+    return (static_cast<int>(sa > sb) | (static_cast<int>(sa == sb) & static_cast<int>(ws.key_index[a] < ws.key_index[b]))) != 0;
   }
 
+  // Key blocks [0, keys) and a sentinel block `keys` (score -inf, last index) that
+  // fills the tournament's unused leaves.
   void build() {
-    ws.key_score.assign(keys, -INFINITY);
-    ws.key_index.assign(keys, 0);
-    ws.key_pos.assign(keys, 0);
-    ws.dirty.assign(keys, 0);
-    ws.winner.assign(2 * key_leaves, -1);
+    ws.key_score.assign(keys + 1, -INFINITY);
+    ws.key_index.assign(keys + 1, INT64_MAX);
+    ws.key_pos.assign(keys + 1, 0);
+    ws.dirty.assign(keys + 1, 0);
+    ws.winner.assign(2 * key_leaves, keys);
     for (int64_t b = 0; b < keys; ++b) {
       rekey(b);
       ws.winner[key_leaves + b] = b;
@@ -158,30 +167,21 @@ struct Sweep {
   // Exact key of key block b: its best alive position (score desc, index asc).
   // Dead positions score -inf; an all-dead block keys -inf.
   void rekey(int64_t b) {
-    const int64_t first = b * kKey, last = std::min(n, first + kKey);
-    const double* score = ws.score.data();
-    const int64_t* order = ws.order.data();
-    // Pass 1: the maximum score, in four independent lanes (vectorizes).
-    double lane_max[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    int64_t q = first;
-    for (; q + 4 <= last; q += 4) {
-      for (int l = 0; l < 4; ++l) lane_max[l] = score[q + l] > lane_max[l] ? score[q + l] : lane_max[l];
+    const int64_t first = b * kKey;
+    const double* score = ws.score.data() + first;
+    const int64_t* order = ws.order.data() + first;
+    // The first position of the maximum (vectorized, over the padded block); ties
+    // between positions (rare) go to the lowest index by a second pass.
+    int64_t at = first_argmax(score, kKey);
+    const double top = score[at];
+    int64_t equal = 0;
+    for (int64_t q = 0; q < kKey; ++q) equal += score[q] == top;
+    if (equal > 1 && top != -INFINITY) {
+      for (int64_t q = at + 1; q < kKey; ++q) at = score[q] == top && order[q] < order[at] ? q : at;
     }
-    for (; q < last; ++q) lane_max[0] = score[q] > lane_max[0] ? score[q] : lane_max[0];
-    double top = lane_max[0];
-    for (int l = 1; l < 4; ++l) top = lane_max[l] > top ? lane_max[l] : top;
-    // Pass 2: the lowest index among the positions holding it (usually one), as the
-    // minimum of the packed (index, position in block) of those positions (vectorizes).
-    uint64_t best = UINT64_MAX;
-    for (q = first; q < last; ++q) {
-      const uint64_t packed = static_cast<uint64_t>(order[q]) << kKeyBits | static_cast<uint64_t>(q - first);
-      best = std::min(best, score[q] == top ? packed : UINT64_MAX);
-    }
-    const int64_t top_index = static_cast<int64_t>(best >> kKeyBits);
-    const int64_t top_pos = first + static_cast<int64_t>(best & (kKey - 1));
     ws.key_score[b] = top;
-    ws.key_index[b] = top_index;
-    ws.key_pos[b] = top_pos;
+    ws.key_index[b] = top == -INFINITY ? INT64_MAX : order[at];
+    ws.key_pos[b] = first + at;
     ws.dirty[b] = 0;
   }
 
@@ -222,7 +222,7 @@ struct Sweep {
   int64_t top() {
     while (true) {
       const int64_t b = ws.winner[1];
-      if (b < 0 || ws.key_score[b] == -INFINITY) return -1;  // dead positions score -inf
+      if (ws.key_score[b] == -INFINITY) return -1;  // dead positions score -inf
       if (!ws.dirty[b]) return ws.key_pos[b];
       rekey(b);
       replay(b);
@@ -305,13 +305,30 @@ struct Sweep {
   }
 };
 
-// ws.order = local indices sorted by (start, index). Snippet-like starts (integers in
-// [0, 2^31), the proposals' case) sort as packed 64-bit keys, others as pairs.
+}  // namespace
+
+// Snippet-like starts (integers in [0, 2^31), the proposals' case) sort by counting
+// when their range is at most 4n + 256 values, else as packed 64-bit keys; others by
+// an LSD radix sort.
 void sort_by_start(const double* starts, int64_t n, NmsWorkspace& ws) {
   ws.order.resize(n);
   bool packed = n < (int64_t{1} << 31);
   for (int64_t i = 0; packed && i < n; ++i) {
     packed = starts[i] >= 0.0 && starts[i] < 2147483648.0 && starts[i] == static_cast<double>(static_cast<int64_t>(starts[i]));
+  }
+  double lowest = n > 0 ? starts[0] : 0.0, highest = lowest;
+  for (int64_t i = 0; packed && i < n; ++i) {
+    lowest = std::min(lowest, starts[i]);
+    highest = std::max(highest, starts[i]);
+  }
+  if (packed && highest - lowest <= static_cast<double>(4 * n + 256)) {  // stable counting sort
+    const int64_t base = static_cast<int64_t>(lowest), range = static_cast<int64_t>(highest) - base + 1;
+    std::vector<int64_t>& count = ws.hits;
+    count.assign(range + 1, 0);
+    for (int64_t i = 0; i < n; ++i) ++count[static_cast<int64_t>(starts[i]) - base + 1];
+    for (int64_t v = 0; v < range; ++v) count[v + 1] += count[v];
+    for (int64_t i = 0; i < n; ++i) ws.order[count[static_cast<int64_t>(starts[i]) - base]++] = i;
+    return;
   }
   if (packed) {
     std::vector<uint64_t>& keys = ws.packed;
@@ -365,15 +382,11 @@ void sort_by_start(const double* starts, int64_t n, NmsWorkspace& ws) {
   std::copy(ia, ia + n, ws.order.begin());
 }
 
-}  // namespace
-
 namespace {
 
 // The selection loop of soft_nms_sweep (an AVX-512 / AVX2 clone where the CPU has one:
 // the same IEEE operations, so the same bits).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#endif
+HF_SIMD_CLONES
 int64_t sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, bool prune, int64_t* keep,
                    double* kept_scores) {
   const double offset = params.offset;
@@ -500,9 +513,7 @@ void build_grids(const double* start, const int64_t* first, int buckets, std::ve
 // branch-free (non-overlapping and dead positions get the factor 1 exactly). Keys
 // as in Sweep: a block whose best position was lowered turns dirty; a raised
 // (negative) score re-keys its block at once.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#endif
+HF_SIMD_CLONES
 int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, int buckets, int64_t* keep,
                           double* kept_scores) {
   const double offset = params.offset, sigma = params.sigma;
@@ -513,6 +524,8 @@ int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, 
   std::vector<BucketGrid> grids;
   std::vector<int64_t>& table = ws.packed_grid;
   build_grids(ws.start.data(), first, buckets, grids, table);
+  ws.decay.resize(sw.n + 16);  // the factors of one range (rounded out to whole vectors)
+  double* decay = ws.decay.data();
   int64_t kept = 0;
   while (true) {
     const int64_t q = sw.top();
@@ -536,14 +549,29 @@ int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, 
       const int64_t c0 = grid_cell(g, bound), c1 = grid_cell(g, hi);
       const int64_t q0 = lower_bound_position(start, t[c0], t[c0 + 1], bound);
       const int64_t q1 = upper_bound_position(start + t[c1], t[c1 + 1] - t[c1], hi) + t[c1];
+      if (q0 >= q1) continue;
+      // The decay factors of the range rounded out to whole vectors (no scalar
+      // remainder; the extra positions' factors are not used), then applied.
+      const int64_t a0 = q0 & ~int64_t{7}, a1 = (q1 + 7) & ~int64_t{7};
+      const double* factor = decay - a0;
+      const double* end = ws.end.data();
+      double* d = decay - a0;
+      for (int64_t p = a0; p < a1; ++p) {  // inlined: vectorized in this function's clones
+        const double iou = segment_iou(s, e, start[p], end[p], offset);
+        d[p] = decay_exp(-(iou * iou) / sigma);
+      }
+      double* score = ws.score.data();
       for (int64_t p0 = q0; p0 < q1;) {  // key block by key block
         const int64_t kb = p0 >> kKeyBits;
         const int64_t p1 = std::min(q1, (kb + 1) << kKeyBits);
-        const bool raised = negative ? gaussian_decay_block<true>(start + p0, ws.end.data() + p0,
-                                                                    ws.score.data() + p0, p1 - p0, s, e, offset, sigma)
-                                       : gaussian_decay_block<false>(start + p0, ws.end.data() + p0,
-                                                                     ws.score.data() + p0, p1 - p0, s, e, offset, sigma);
-        sw.after_decay(kb, raised);
+        int raised = 0;
+        for (int64_t p = p0; p < p1; ++p) {
+          const double old = score[p];
+          const double updated = old * factor[p];
+          score[p] = updated;
+          raised |= updated > old;
+        }
+        sw.after_decay(kb, negative && raised != 0);
         p0 = p1;
       }
     }
@@ -607,10 +635,24 @@ int bucket_by_length(const double* starts, const double* ends, int64_t n, NmsWor
 }
 
 }  // namespace
+}  // namespace nms_detail
 
 int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
                        const NmsParams& params, int64_t* keep, double* kept_scores,
                        NmsWorkspace& ws) {
+  using namespace nms_detail;
+  if (n <= 0) return 0;
+  if (n < kPairListMaxSize) {
+    const int64_t kept = soft_nms_pairs(starts, ends, scores, n, params, kPairListMaxPairs * n, keep, kept_scores, ws);
+    if (kept >= 0) return kept;
+  }
+  return soft_nms_overlap_sweep(starts, ends, scores, n, params, keep, kept_scores, ws);
+}
+
+namespace nms_detail {
+
+int64_t soft_nms_overlap_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
+                               const NmsParams& params, int64_t* keep, double* kept_scores, NmsWorkspace& ws) {
   if (n <= 0) return 0;
   sort_by_start(starts, n, ws);
   const bool prune = params.min_score > 0.0;
@@ -645,6 +687,8 @@ int64_t soft_nms_sweep(const double* starts, const double* ends, const double* s
   Sweep sw(ws, n);
   return sweep_loop(sw, ws, params, prune, keep, kept_scores);
 }
+
+}  // namespace nms_detail
 
 int64_t soft_nms_quadratic(const double* starts, const double* ends, const double* scores,
                            int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores) {
