@@ -1,5 +1,6 @@
 // Torch-free tests of the post-processing algorithms: hand-computed values, and
 // the overlap sweep against the O(n^2) loop on random inputs (run under ASan+UBSan).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -7,6 +8,7 @@
 
 #include "ops/postprocess/algo/nms_internal.h"
 #include "ops/postprocess/nms.h"
+#include "ops/postprocess/proposal_levels.h"
 #include "ops/postprocess/proposals.h"
 #include "ops/postprocess/video_scores.h"
 #include "test_framework.h"
@@ -290,4 +292,38 @@ HF_TEST(video_class_scores_hand_example) {
   video_class_scores(col.data(), 300, 2, 10, buf, out);
   const double z = std::exp(-9.0);  // top 30 of class 0 are all 9s; background 0
   HF_EXPECT_NEAR(out[0], 1.0 / (1.0 + z), 1e-15);
+}
+
+HF_TEST(level_runs_match_the_runs_of_each_threshold) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int64_t T = static_cast<int64_t>(rng() % 80), H = 1 + static_cast<int64_t>(rng() % 6);
+    std::vector<float> a(T);
+    for (auto& x : a) x = trial % 2 ? static_cast<float>(std::round(u(rng) * 10) / 10) : static_cast<float>(u(rng));
+    std::vector<double> thr(H);
+    for (auto& t : thr) t = std::round(u(rng) * 10) / 10;  // ties with the attention and between thresholds
+    std::sort(thr.begin(), thr.end());
+    std::vector<int32_t> level(T);
+    threshold_levels(a.data(), T, thr.data(), H, level.data());
+    std::vector<std::vector<int64_t>> got(H);
+    std::vector<int64_t> open(H);
+    for_each_level_run(level.data(), T, open.data(), [&](int64_t i, int64_t s, int64_t e) {
+      got[i].push_back(s);
+      got[i].push_back(e);
+    });
+    for (int64_t i = 0; i < H; ++i) {
+      std::vector<int64_t> want;
+      for_each_run(
+          T, [&](int64_t t) { return static_cast<double>(a[t]) > thr[i]; },
+          [&](int64_t s, int64_t e) {
+            want.push_back(s);
+            want.push_back(e);
+          });
+      HF_EXPECT(got[i] == want);
+    }
+  }
+  const double nan = std::nan(""), inf = INFINITY;
+  const double good[] = {0.0, -1.0, 3.5}, bad1[] = {0.0, nan}, bad2[] = {-inf, 1.0};
+  HF_EXPECT(all_finite(good, 3) && !all_finite(bad1, 2) && !all_finite(bad2, 2));
 }

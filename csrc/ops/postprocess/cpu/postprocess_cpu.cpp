@@ -14,25 +14,12 @@
 
 #include "../../../binding_utils.h"
 #include "../nms.h"
+#include "../proposal_levels.h"
 #include "../proposals.h"
 #include "../video_scores.h"
 
 namespace himnet_fast {
 namespace {
-
-// True when no entry is NaN or infinite: an exponent-bits test the compiler vectorizes.
-template <typename scalar_t>
-bool all_finite(const scalar_t* x, int64_t n) {
-  using bits_t = std::conditional_t<sizeof(scalar_t) == 8, uint64_t, uint32_t>;
-  constexpr bits_t exponent = static_cast<bits_t>(sizeof(scalar_t) == 8 ? 0x7ff0000000000000ull : 0x7f800000ull);
-  bits_t bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    bits_t b;
-    std::memcpy(&b, x + i, sizeof(b));
-    bad |= static_cast<bits_t>((b & exponent) == exponent);
-  }
-  return bad == 0;
-}
 
 // Checks offsets (0 = o_0 <= ... <= o_V = sum T) and the selected rows' ranges.
 void check_proposal_values(const int64_t* off, int64_t videos, int64_t total, const int64_t* sel,
@@ -72,6 +59,17 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
   // proposals and their OIC scores (proposals.h), written at the row's offsets.
   std::vector<uint8_t> used(videos, 0);
   for (int64_t r = 0; r < rows; ++r) used[sel[2 * r]] = 1;
+  // Thresholds in ascending order (stable): a snippet is above thresholds [0, level) of
+  // that order, so the runs of all thresholds come from one pass over the levels.
+  std::vector<int64_t> by_value(H);
+  std::iota(by_value.begin(), by_value.end(), int64_t{0});
+  std::stable_sort(by_value.begin(), by_value.end(), [&](int64_t a, int64_t b) { return thr[a] < thr[b]; });
+  std::vector<double> ascending(H);
+  std::vector<int64_t> rank(H);  // position of threshold h in that order
+  for (int64_t i = 0; i < H; ++i) {
+    ascending[i] = thr[by_value[i]];
+    rank[by_value[i]] = i;
+  }
   std::vector<std::vector<int64_t>> runs(videos);  // (start, end) pairs, threshold by threshold
   std::vector<int64_t> run_count(videos * H, 0);   // runs of (video, threshold)
   std::vector<int64_t> start(rows * H + 1, 0);     // counts, then their exclusive scan
@@ -82,19 +80,23 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
     TORCH_CHECK_VALUE(all_finite(att, attention.numel()) && all_finite(x, cas.numel()),
                       "proposals: attention and cas must be finite (found NaN or infinity)");
     at::parallel_for(0, videos, 8, [&](int64_t begin, int64_t end) {
+      std::vector<int32_t> level;
+      std::vector<int64_t> open(H);
+      std::vector<std::vector<int64_t>> by_rank(H);  // runs of the i-th smallest threshold
       for (int64_t v = begin; v < end; ++v) {
         if (!used[v]) continue;
         const scalar_t* a = att + off[v];
         const int64_t T = off[v + 1] - off[v];
+        level.resize(T);
+        threshold_levels(a, T, ascending.data(), H, level.data());
+        for (auto& list : by_rank) list.clear();
+        for_each_level_run(level.data(), T, open.data(),
+                           [&](int64_t i, int64_t s, int64_t e) { by_rank[i].insert(by_rank[i].end(), {s, e}); });
         std::vector<int64_t>& out = runs[v];
         for (int64_t h = 0; h < H; ++h) {
-          const double threshold = thr[h];
-          run_count[v * H + h] = for_each_run(
-              T, [&](int64_t t) { return static_cast<double>(a[t]) > threshold; },
-              [&](int64_t s, int64_t e) {
-                out.push_back(s);
-                out.push_back(e);
-              });
+          const std::vector<int64_t>& list = by_rank[rank[h]];
+          out.insert(out.end(), list.begin(), list.end());
+          run_count[v * H + h] = static_cast<int64_t>(list.size()) / 2;
         }
       }
     });
