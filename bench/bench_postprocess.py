@@ -183,7 +183,7 @@ def main(argv=None) -> int:
         seg, scores = soft_nms_inputs(n)
         fast = P.soft_nms(seg, scores, backend="cpp")
         assert all(torch.equal(a, b) for a, b in zip(quadratic_soft_nms(seg, scores), fast))
-        t_fast = best_of(lambda: P.soft_nms(seg, scores, backend="cpp"), 10 if n < 50_000 else 5)
+        t_fast = best_of(lambda: P.soft_nms(seg, scores, backend="cpp"), 30 if n < 50_000 else 5)
         t_quad = best_of(lambda: quadratic_soft_nms(seg, scores), 3 if n <= 10_000 else 1)
         t_np = float("nan")
         if n <= 10_000 or not args.skip_slow:

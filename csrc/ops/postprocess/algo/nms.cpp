@@ -17,8 +17,9 @@ constexpr int64_t kKeyBits = 6;  // the lazy tournament keys blocks of 64 positi
 constexpr int64_t kKey = int64_t{1} << kKeyBits;
 constexpr int64_t kCompactMin = 1024;
 // Problems below kPairListMaxSize segments, with at most kPairListMaxPairs candidate
-// pairs per segment, take the pair lists (nms_pairs.cpp): 2.1x faster than the
-// per-overlap sweep below on the THUMOS14 test set's proposals (about 4 pairs per segment).
+// pairs per segment, take the pair lists (nms_pairs.cpp): 1.27x faster than the
+// per-overlap sweep below on the THUMOS14 test set's proposals (233 groups, about 4
+// pairs per segment: 5.4 vs 6.9 ms on one core).
 constexpr int64_t kPairListMaxSize = 2048;
 constexpr int64_t kPairListMaxPairs = 64;
 
