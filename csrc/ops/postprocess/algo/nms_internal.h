@@ -6,14 +6,6 @@
 
 #include "../nms.h"
 
-// AVX-512 / AVX2 clones of a hot function where the CPU has them (GCC on x86-64; the
-// same IEEE operations in every clone, so the same bits). Off under the sanitizers.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define HF_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define HF_SIMD_CLONES
-#endif
-
 namespace himnet_fast {
 namespace nms_detail {
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "nms_internal.h"  // HF_SIMD_CLONES
+#include "../../../common.h"
 
 namespace himnet_fast {
 namespace {

@@ -106,20 +106,12 @@ __attribute__((always_inline)) inline bool class_scores(const scalar_t* cas, int
 
 }  // namespace
 
-// AVX-512 / AVX2 clones where the CPU has them: the same integer and IEEE operations,
-// so the same bits.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define HF_VIDEO_SCORES_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#else
-#define HF_VIDEO_SCORES_CLONES
-#endif
-
-HF_VIDEO_SCORES_CLONES
+HF_SIMD_CLONES
 bool video_class_scores(const float* cas, int64_t T, int64_t K, int64_t r, VideoScoresWorkspace& ws, double* out) {
   return class_scores(cas, T, K, r, ws, out);
 }
 
-HF_VIDEO_SCORES_CLONES
+HF_SIMD_CLONES
 bool video_class_scores(const double* cas, int64_t T, int64_t K, int64_t r, VideoScoresWorkspace& ws,
                         double* out) {
   return class_scores(cas, T, K, r, ws, out);
