@@ -581,13 +581,17 @@ int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, 
         const int64_t kb = p0 >> kKeyBits;
         const int64_t p1 = std::min(q1, (kb + 1) << kKeyBits);
         int raised = 0;
-        for (int64_t p = p0; p < p1; ++p) {
-          const double old = score[p];
-          const double updated = old * factor[p];
-          score[p] = updated;
-          raised |= updated > old;
+        if (negative) {
+          for (int64_t p = p0; p < p1; ++p) {
+            const double old = score[p];
+            const double updated = old * factor[p];
+            score[p] = updated;
+            raised |= updated > old;
+          }
+        } else {  // no score can rise: a plain (vectorized) product
+          for (int64_t p = p0; p < p1; ++p) score[p] *= factor[p];
         }
-        sw.after_decay(kb, negative && raised != 0);
+        sw.after_decay(kb, raised != 0);
         p0 = p1;
       }
     }
