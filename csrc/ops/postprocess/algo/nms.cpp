@@ -466,9 +466,10 @@ int64_t sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, bool pr
 }
 
 // Length classes of the bucketed gaussian sweep (unit = the mean length): bucket 0
-// holds lengths <= unit, bucket k >= 1 lengths in (unit 4^(k-1), unit 4^k] (about; the
-// last one everything longer).
-constexpr int kMaxBuckets = 8;
+// holds lengths <= unit, bucket k >= 1 lengths in [unit 2^(k-1), unit 2^k) (the last
+// one everything longer). Factor-2 classes measured 4-13 % faster at N = 50k than
+// factor 4 (less slack in each range), the same at 10k.
+constexpr int kMaxBuckets = 12;
 constexpr int64_t kBucketMinSize = 2048;  // smaller problems take the per-overlap sweep
 
 // First position q in [first, last) with x <= start[q] (last if none), branch-free.
@@ -637,7 +638,7 @@ int bucket_by_length(const double* starts, const double* ends, int64_t n, NmsWor
     if (buckets > 1 && len > unit) {
       int exponent;
       std::frexp(len / unit, &exponent);  // len / unit in [2^(exponent-1), 2^exponent)
-      k = std::min(buckets - 1, std::max(1, (exponent + 1) / 2));
+      k = std::min(buckets - 1, std::max(1, exponent));
     }
     id[q] = k;
     ++count[k + 1];
