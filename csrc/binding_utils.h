@@ -79,8 +79,9 @@ inline NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Ten
   TORCH_CHECK_VALUE(groups.dim() == 1 && groups.size(0) == segments.size(0) &&
                         groups.scalar_type() == at::kLong,
                     "batched_soft_nms: groups must be (N,) int64 with N = ", segments.size(0));
-  TORCH_CHECK_VALUE(at::isFloatingType(segments.scalar_type()) && at::isFloatingType(scores.scalar_type()),
-                    "batched_soft_nms: segments and scores must be floating point");
+  TORCH_CHECK_VALUE((at::isFloatingType(segments.scalar_type()) || segments.scalar_type() == at::kLong) &&
+                        at::isFloatingType(scores.scalar_type()),
+                    "batched_soft_nms: segments must be floating point or int64, scores floating point");
   TORCH_CHECK_VALUE(scores.device() == segments.device() && groups.device() == segments.device(),
                     "batched_soft_nms: segments, scores and groups must be on the same device");
   TORCH_CHECK_VALUE(method >= 0 && method <= 2, "batched_soft_nms: method must be 0 (hard), 1 (linear) "

@@ -85,23 +85,24 @@ _SCRATCH = threading.local()  # per thread: reusable packing buffers of detect_v
 _SCRATCH_MAX_BYTES = 64 << 20
 
 
-def _pack(name: str, arrays, dtype) -> np.ndarray:
-    """np.concatenate(arrays) as dtype, into a per-thread buffer reused across calls.
+def _scratch(name: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialized array of `shape`, from a per-thread buffer reused across calls.
 
-    detect_videos only reads the packed inputs (every result is a fresh array), so the
-    buffer may be overwritten by the next call on the same thread; reusing it saves
-    the page faults of a fresh multi-MB allocation per call. Buffers above
-    _SCRATCH_MAX_BYTES are not kept.
+    For the intermediates of detect_videos (every result is a fresh array): reusing
+    them saves the page faults of fresh multi-MB allocations on every call. Buffers
+    above _SCRATCH_MAX_BYTES are not kept.
     """
-    rows = sum(a.shape[0] for a in arrays)
-    shape = (rows,) + arrays[0].shape[1:]
-    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     buf = getattr(_SCRATCH, name, None)
-    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < rows:
+    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
         buf = np.empty(shape, dtype=dtype)
-        if nbytes <= _SCRATCH_MAX_BYTES:
+        if buf.nbytes <= _SCRATCH_MAX_BYTES:
             setattr(_SCRATCH, name, buf)
-    out = buf[:rows]
+    return buf[: shape[0]]
+
+
+def _pack(name: str, arrays, dtype) -> np.ndarray:
+    """np.concatenate(arrays) as dtype, into a reused per-thread buffer (_scratch)."""
+    out = _scratch(name, (sum(a.shape[0] for a in arrays),) + arrays[0].shape[1:], dtype)
     np.concatenate(arrays, out=out, casting="same_kind")
     return out
 
@@ -159,14 +160,15 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
     ids, scores = ops.proposals(att_all, cas_all, torch.from_numpy(offsets), torch.from_numpy(selected),
                                 torch.from_numpy(video_scores), cfg.thresholds, cfg.oic_weight, backend=backend)
     groups = ids[:, 0] * K + ids[:, 1]
-    keep, kept = ops.batched_soft_nms(ids[:, 2:4].to(torch.float64), scores, groups, sigma=cfg.sigma,
+    keep, kept = ops.batched_soft_nms(ids[:, 2:4], scores, groups, sigma=cfg.sigma,
                                       iou_threshold=cfg.iou_threshold, min_score=cfg.min_score,
                                       method=cfg.nms_method, offset=cfg.offset, backend=backend)
-    kept_ids = ids.numpy()[keep.numpy()]
+    # mode="clip" (the indices are valid) writes straight into the reused buffer; "raise" buffers.
+    kept_ids = np.take(ids.numpy(), keep.numpy(), axis=0, out=_scratch("kept_ids", (keep.shape[0], 4), np.int64),
+                       mode="clip")
     rows = np.empty((kept_ids.shape[0], 4), dtype=np.float64)
-    rows[:, 0] = kept_ids[:, 1]
-    rows[:, 1] = kept_ids[:, 2] * cfg.seconds_per_snippet
-    rows[:, 2] = kept_ids[:, 3] * cfg.seconds_per_snippet
+    rows[:, :3] = kept_ids[:, 1:]  # class, start, end (in place: no temporaries)
+    rows[:, 1:3] *= cfg.seconds_per_snippet
     rows[:, 3] = kept.numpy()
     bounds = np.searchsorted(kept_ids[:, 0], np.arange(V + 1))  # kept rows are grouped by video
     out = [rows[bounds[v] : bounds[v + 1]] for v in range(V)]

@@ -88,6 +88,24 @@ def test_batched_soft_nms_matches_reference(seed):
         assert np.all(np.diff(kept_groups) >= 0)  # grouped by ascending id
 
 
+def test_native_nms_reads_int64_float32_and_strided_segments_in_place():
+    # The detector passes ids[:, 2:4] (an int64 view with row stride 4): the same result
+    # as the float64 copy, for every dtype the native op reads without converting.
+    rng = np.random.default_rng(11)
+    ids = torch.from_numpy(rng.integers(0, 60, (500, 4)))
+    ids[:, 3] = ids[:, 2] + torch.from_numpy(rng.integers(0, 12, 500))
+    scores, groups = torch.from_numpy(rng.random(500) - 0.1), ids[:, 0] % 7
+    want = P.batched_soft_nms(ids[:, 2:4].to(torch.float64).contiguous(), scores, groups, min_score=0.0,
+                              backend="reference")
+    for seg in (ids[:, 2:4], ids[:, 2:4].to(torch.float32), ids[:, 2:4].to(torch.float64).t().contiguous().t()):
+        got = P.batched_soft_nms(seg, scores, groups, min_score=0.0, backend="cpp")
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    bad = ids[:, 2:4].clone()
+    bad[3] = torch.tensor([9, 2])
+    with pytest.raises(ValueError, match=r"end at or after its start \(segments\[3\]\)"):
+        P.batched_soft_nms(bad, scores, groups, backend="cpp")
+
+
 def test_nms_matches_reference_and_groups():
     rng = np.random.default_rng(7)
     seg = random_segments(rng, 300, integer=True)

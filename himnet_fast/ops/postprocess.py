@@ -191,9 +191,12 @@ def _nms_inputs(op: str, segments, scores, groups, check_values: bool):
         raise ValueError(f"{op}: groups must be (N,) with N = {segments.shape[0]}, got shape {tuple(groups.shape)}")
     if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
         raise ValueError(f"{op}: groups must be integer, got {groups.dtype}")
-    segments, scores, groups = segments.to(torch.float64), scores.to(torch.float64), groups.to(torch.int64)
+    scores, groups = scores.to(torch.float64), groups.to(torch.int64)
     if not check_values:  # the native op checks the values itself, in the same words
+        if segments.dtype not in (torch.float32, torch.float64, torch.int64):
+            segments = segments.to(torch.float64)  # the native op reads these three in place
         return segments, scores, groups
+    segments = segments.to(torch.float64)
     if not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{op}: scores contain NaN or infinity")
     if not bool(torch.isfinite(segments).all()):
@@ -232,7 +235,8 @@ def batched_soft_nms(
     """(Soft-)NMS of every group of segments in one call.
 
     Args:
-        segments: (N, 2) [start, end], end >= start, finite.
+        segments: (N, 2) [start, end], end >= start, finite (float32 / float64 / int64 are read
+            in place by the native op, any strides; other dtypes are converted to float64).
         scores: (N,) finite scores.
         groups: (N,) integer group ids (any order; segments only interact within a group).
         sigma: gaussian width (decay exp(-iou^2 / sigma)).

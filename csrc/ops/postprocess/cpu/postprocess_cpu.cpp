@@ -171,20 +171,17 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
                                                         double min_score, double offset, bool quadratic) {
   const NmsParams params =
       check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, min_score, offset);
-  const at::Tensor segments = segments_in.to(at::kDouble).contiguous();
+  // Segments are read in place, as double, from float32 / float64 / int64 (the
+  // proposals' snippet indices) with any strides: no converted copy.
+  const at::ScalarType seg_type = segments_in.scalar_type();
+  const at::Tensor segments =
+      seg_type == at::kLong || seg_type == at::kFloat || seg_type == at::kDouble ? segments_in
+                                                                                 : segments_in.to(at::kDouble);
   const at::Tensor scores = scores_in.to(at::kDouble).contiguous();
   const at::Tensor groups = groups_in.contiguous();
   const int64_t N = segments.size(0);
-  const double* seg = segments.data_ptr<double>();
   const double* sc = scores.data_ptr<double>();
   const int64_t* grp = groups.data_ptr<int64_t>();
-  for (int64_t i = 0; i < N; ++i) {
-    TORCH_CHECK_VALUE(std::isfinite(seg[2 * i]) && std::isfinite(seg[2 * i + 1]),
-                      "batched_soft_nms: segments contain NaN or infinity (segments[", i, "])");
-    TORCH_CHECK_VALUE(seg[2 * i + 1] >= seg[2 * i],
-                      "batched_soft_nms: every segment must end at or after its start (segments[", i, "])");
-    TORCH_CHECK_VALUE(std::isfinite(sc[i]), "batched_soft_nms: scores contain NaN or infinity (scores[", i, "])");
-  }
   // Stable grouping keeps each group's segments in index order (the tie rule).
   std::vector<int64_t> perm(N);
   std::iota(perm.begin(), perm.end(), int64_t{0});
@@ -193,11 +190,29 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
   }
   std::vector<double> st(N), en(N), sv(N);
   std::vector<int64_t> bounds = {0};
-  for (int64_t q = 0; q < N; ++q) {
-    st[q] = seg[2 * perm[q]];
-    en[q] = seg[2 * perm[q] + 1];
-    sv[q] = sc[perm[q]];
-    if (q > 0 && grp[perm[q]] != grp[perm[q - 1]]) bounds.push_back(q);
+  const auto gather = [&](const auto* base) {
+    const int64_t s0 = segments.stride(0), s1 = segments.stride(1);
+    for (int64_t i = 0; i < N; ++i) {
+      const double a = static_cast<double>(base[i * s0]), b = static_cast<double>(base[i * s0 + s1]);
+      TORCH_CHECK_VALUE(std::isfinite(a) && std::isfinite(b),
+                        "batched_soft_nms: segments contain NaN or infinity (segments[", i, "])");
+      TORCH_CHECK_VALUE(b >= a, "batched_soft_nms: every segment must end at or after its start (segments[", i,
+                        "])");
+      TORCH_CHECK_VALUE(std::isfinite(sc[i]), "batched_soft_nms: scores contain NaN or infinity (scores[", i, "])");
+    }
+    for (int64_t q = 0; q < N; ++q) {
+      st[q] = static_cast<double>(base[perm[q] * s0]);
+      en[q] = static_cast<double>(base[perm[q] * s0 + s1]);
+      sv[q] = sc[perm[q]];
+      if (q > 0 && grp[perm[q]] != grp[perm[q - 1]]) bounds.push_back(q);
+    }
+  };
+  if (segments.scalar_type() == at::kLong) {
+    gather(segments.data_ptr<int64_t>());
+  } else if (segments.scalar_type() == at::kFloat) {
+    gather(segments.data_ptr<float>());
+  } else {
+    gather(segments.data_ptr<double>());
   }
   if (N > 0) bounds.push_back(N);
   const int64_t G = static_cast<int64_t>(bounds.size()) - 1;
