@@ -3,6 +3,10 @@
 Run on a CUDA machine (bench/gpu_check.sh does)::
 
     python bench/gpu_losses_report.py --out OUT [--skip-compile] [--no-sweep]
+    TRITON_INTERPRET=1 python bench/gpu_losses_report.py --out OUT --dry-run   # CPU: runs every code path
+
+``--dry-run`` runs the whole script on the CPU (Triton interpreter, tiny shapes, wall-clock timer,
+no torch.compile) to catch errors in the report itself before it spends device time.
 
 For each shape (THUMOS14 (10, 560, 21), ActivityNet1.3 (10, 60, 201), large (64, 2048, 201)):
 forward + backward time of the fused Triton op, the eager reference and torch.compile of the
@@ -32,9 +36,20 @@ from himnet_fast import ops  # noqa: E402
 from himnet_fast.reference import losses as R  # noqa: E402
 
 
+DRY_RUN_SHAPES = {"thumos14": (2, 9, 5), "anet13": (2, 6, 7), "large": (3, 17, 6)}
+COMPILE_SHAPES = ("thumos14", "large")  # the issue's two acceptance shapes (compiling costs ~30 s each)
+DEVICE = "cuda"
+
+
 def do_bench(fn, grads=()) -> float:
     import triton.testing
 
+    if DEVICE == "cpu":  # dry run: one timed call, the figure means nothing
+        import time
+
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
     return float(triton.testing.do_bench(fn, warmup=25, rep=100, grad_to_none=list(grads), return_mode="median"))
 
 
@@ -47,6 +62,9 @@ def step(fn, S, A, labels, k):
 
 def peak_mib(fn) -> float:
     """Extra peak memory of one call of ``fn`` (MiB above what was allocated before it)."""
+    if DEVICE == "cpu":
+        fn()
+        return 0.0
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
@@ -57,11 +75,12 @@ def peak_mib(fn) -> float:
 
 def copy_bandwidth() -> float:
     """Device-to-device copy bandwidth in GB/s, counting the bytes read and written."""
-    x = torch.empty(2**28, device="cuda", dtype=torch.float32)
+    x = torch.empty(2**28 if DEVICE == "cuda" else 2**20, device=DEVICE, dtype=torch.float32)
     y = torch.empty_like(x)
     ms = do_bench(lambda: y.copy_(x))
+    nbytes = 2 * x.numel() * 4
     del x, y
-    return 2 * 2**28 * 4 / (ms * 1e-3) / 1e9
+    return nbytes / (ms * 1e-3) / 1e9
 
 
 def max_differences(S, A, labels, k) -> dict:
@@ -97,6 +116,32 @@ def loss_breakdown(S, A, labels, k) -> dict:
     }
 
 
+LONG_TOPK_SHAPE = {"cuda": (8, 16384, 21), "cpu": (2, 40, 3)}
+
+
+def topk_chunked_path(B: int, T: int, K: int) -> dict:
+    """Top-k fwd + bwd where a column does not fit one register tile (the select kernel's
+    chunked loop; on the dry run the tile is shrunk to force it), vs torch.topk + mean."""
+    from himnet_fast.kernels import topk_mean
+
+    S = make_inputs(B, T, K, device=DEVICE)[0].detach().requires_grad_()
+    k = max(1, T // 8)
+    default = topk_mean.TILE_ELEMS
+    if DEVICE == "cpu":
+        topk_mean.TILE_ELEMS = 16
+    try:
+        assert not topk_mean.select_config(T, K, B)[2], "the chunked path is not taken"
+        fused = lambda x: ops.topk_mean(x, k, backend="triton", check_values=False)  # noqa: E731
+        out = {"shape": f"{B},{T},{K}",
+               "max_diff": float((fused(S) - torch_topk_mean(S, k)).abs().max()),
+               "fused": do_bench(lambda: fused(S).sum().backward(), (S,)),
+               "torch_topk": do_bench(lambda: torch_topk_mean(S, k).sum().backward(), (S,))}
+    finally:
+        topk_mean.TILE_ELEMS = default
+    out["ratio"] = out["torch_topk"] / out["fused"]
+    return out
+
+
 def tile_sweep(S, A, labels, k) -> dict:
     """Fused fwd + bwd time for a few tile sizes of each kernel (the other at its default)."""
     from himnet_fast.kernels import himnet_loss, topk_mean
@@ -120,12 +165,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_out"))
     parser.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (minutes of compiling)")
     parser.add_argument("--no-sweep", action="store_true", help="leave out the tile-size sweep")
+    parser.add_argument("--dry-run", action="store_true", help="CPU + Triton interpreter, tiny shapes (see above)")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
+    global DEVICE
+    shapes = SHAPES
+    if args.dry_run:
+        DEVICE, shapes, args.skip_compile = "cpu", DRY_RUN_SHAPES, True
+    elif not torch.cuda.is_available():
         print("gpu_losses_report: needs a CUDA device", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "shapes": {}}
+    report = {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (dry run)", "torch": torch.__version__, "shapes": {}}
     import triton
 
     report["triton"] = triton.__version__
@@ -133,10 +183,12 @@ def main(argv=None) -> int:
     lines = [f"{report['device']}  torch {torch.__version__}  triton {triton.__version__}  copy {copy_bw:.0f} GB/s",
              f"{'shape':<24}{'impl':<15}{'fwd+bwd ms':>11}{'x fused':>9}{'peak MiB':>10}"]
     impls = ("fused", "fused_fwdgrad", "eager") + (() if args.skip_compile else ("compile",))
-    for name, (B, T, K) in SHAPES.items():
-        S, A, labels, k = make_inputs(B, T, K, device="cuda")
+    for name, (B, T, K) in shapes.items():
+        S, A, labels, k = make_inputs(B, T, K, device=DEVICE)
         entry = {"B": B, "T": T, "K": K, "k": k, "max_diff": max_differences(S, A, labels, k)}
         for impl in impls:
+            if impl == "compile" and name not in COMPILE_SHAPES:
+                continue
             fn = loss_fn(impl) if impl != "compile" else torch.compile(R.himnet_losses_reference, dynamic=False)
             try:
                 step(fn, S, A, labels, k)  # warm-up / compile
@@ -151,7 +203,7 @@ def main(argv=None) -> int:
         fused_ms = entry["fused"]["ms"]
         entry["best_fused"] = min(("fused", "fused_fwdgrad"), key=lambda i: entry[i]["ms"])
         for impl in impls:
-            if "ms" in entry[impl]:
+            if "ms" in entry.get(impl, {}):
                 entry[impl]["ratio_vs_fused"] = entry[impl]["ms"] / fused_ms
                 lines.append(f"{f'{name} {B},{T},{K}':<24}{impl:<15}{entry[impl]['ms']:>11.3f}"
                              f"{entry[impl]['ratio_vs_fused']:>9.2f}{entry[impl]['peak_MiB']:>10.1f}")
@@ -184,9 +236,18 @@ def main(argv=None) -> int:
             lines.append(f"{'':<24}tiles: " + ", ".join(f"{key.split('.', 1)[0]} {key.rsplit('=', 1)[1]}: {v:.3f}"
                                                          for key, v in sweep.items()))
         report["shapes"][name] = entry
+        # Written after every shape: a step killed at its time limit still leaves its figures.
+        (args.out / "losses.json").write_text(json.dumps(report, indent=2))
+        (args.out / "losses_table.txt").write_text("\n".join(lines) + "\n")
         del S, A, labels, ST
-        torch.cuda.empty_cache()
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
 
+    report["topk_chunked"] = chunked = topk_chunked_path(*LONG_TOPK_SHAPE[DEVICE])
+    lines.append(f"topk chunked path (B,T,K={chunked['shape']}, T > one register tile): fused {chunked['fused']:.3f} ms, "
+                 f"torch.topk {chunked['torch_topk']:.3f} ms ({chunked['ratio']:.2f}x), "
+                 f"max |diff| gamma {chunked['max_diff']:.1e}")
+    (args.out / "losses.json").write_text(json.dumps(report, indent=2))
     th, lg = report["shapes"]["thumos14"], report["shapes"]["large"]
 
     def speedup(entry, impl):  # impl time over the best fused time

@@ -87,6 +87,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run of this script)")
     parser.add_argument("--out", default=None, help="folder for postprocess_table.txt (the printed summary)")
+    parser.add_argument("--quick", action="store_true", help="leave out the N=50k Soft-NMS timing (a rerun)")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check (use --device cpu for a dry run)")
@@ -153,6 +154,8 @@ def main(argv=None) -> int:
     # --- Soft-NMS alone
     TIMINGS.append(f"Soft-NMS single group (gaussian): N, CPU sweep ms (1 thread), {dev.type} ms")
     for n in SOFT_NMS_SIZES:
+        if args.quick and n > 10_000:
+            continue
         seg, scores = soft_nms_inputs(n)
         if n <= 10_000:
             compare_nms(f"soft-NMS N={n}", seg, scores, torch.zeros(n, dtype=torch.int64), dev)

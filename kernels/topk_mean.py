@@ -154,12 +154,16 @@ def _topk_select_kernel(
         else:
             c = tl.zeros((BLOCK_C,), tl.int32)
             c_h = tl.zeros((BLOCK_C,), tl.int32)
-            for t0 in range(0, T, BLOCK_T):
+            # A while, not range(0, T, BLOCK_T): Triton 3.6's interpreter turns a runtime scalar
+            # into an index with int() of a 1-element array, which numpy >= 2.4 refuses (issue 14).
+            t0 = tl.full((), 0, tl.int32)
+            while t0 < T:
                 mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
                                                     stride_sk, stride_ab, stride_at, HAS_A, BLOCK_T)
                 c += _count_ge(key, cand)
                 if HAS_A:
                     c_h += _count_ge(keyh, cand_h)
+                t0 += BLOCK_T
         prefix, cnt = _take(c, cand, prefix, cnt, k)
         if HAS_A:
             prefix_h, cnt_h = _take(c_h, cand_h, prefix_h, cnt_h, k)
@@ -178,13 +182,15 @@ def _topk_select_kernel(
             cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h = _merge(cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h,
                                                             xh, keyh, mask, thr_h)
     else:
-        for t0 in range(0, T, BLOCK_T):
+        t0 = tl.full((), 0, tl.int32)
+        while t0 < T:  # see the radix pass above for why not range()
             mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
                                                 stride_sk, stride_ab, stride_at, HAS_A, BLOCK_T)
             cnt_ge, cnt_eq, sum_ge, val_eq = _merge(cnt_ge, cnt_eq, sum_ge, val_eq, x, key, mask, thr)
             if HAS_A:
                 cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h = _merge(cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h,
                                                                 xh, keyh, mask, thr_h)
+            t0 += BLOCK_T
     _store_stats(gamma_ptr, thr_ptr, weq_ptr, offs, cmask, k, thr, cnt_ge, cnt_eq, sum_ge, val_eq)
     if HAS_A:
         _store_stats(gamma_ptr + B * K, thr_ptr + B * K, weq_ptr + B * K, offs, cmask, k, thr_h,
