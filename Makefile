@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CSRC := $(shell find csrc -type f) setup.py
 
-.PHONY: demo test test-python test-csrc bench install clean
+.PHONY: demo test test-python test-csrc test-gpu-stack bench install clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,31 @@ test-python: install
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 test: install test-csrc test-python
+
+# The GPU machine's stack here (torch 2.11.0 + Triton 3.6.0 instead of the pinned 2.14.1 / 3.8.0;
+# bench/gpu_check.sh runs there): a second venv, a copy of the working tree (its extension build
+# must not replace .venv's), the extension built against that torch (its CUDA sources for sm_90
+# where nvcc is found), then the op tests: Triton kernels through the interpreter and the
+# ahead-of-time compile of every kernel for sm_90. Not part of `make test`.
+GPU_STACK_VENV := .venv-gpu-stack
+GPU_STACK_SRC := build/gpu-stack/src
+GPU_STACK_TESTS := tests/test_triton_topk.py tests/test_triton_losses.py tests/test_loss_module.py \
+                   tests/test_postprocess_ops.py
+
+$(GPU_STACK_VENV)/.deps:
+	$(PYTHON) -m venv $(GPU_STACK_VENV)
+	$(GPU_STACK_VENV)/bin/python -m pip install --upgrade --quiet pip
+	$(GPU_STACK_VENV)/bin/python -m pip install --quiet torch==2.11.0 triton==3.6.0 numpy numba tqdm matplotlib \
+	  pytest pytest-benchmark hypothesis pandas setuptools wheel ninja
+	touch $@
+
+test-gpu-stack: $(GPU_STACK_VENV)/.deps
+	mkdir -p $(GPU_STACK_SRC)
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(GPU_STACK_SRC)
+	cd $(GPU_STACK_SRC) && MAX_JOBS=$${MAX_JOBS:-2} $(CURDIR)/$(GPU_STACK_VENV)/bin/python -m pip install -v \
+	  --no-build-isolation --no-deps -e . 2>&1 | grep -E "nvcc|Successfully|error|Error" | cut -c1-200
+	cd $(GPU_STACK_SRC) && HIMNET_FAST_SHARED_DATA=$(CURDIR)/../shared/data \
+	  $(CURDIR)/$(GPU_STACK_VENV)/bin/python -m pytest $(GPU_STACK_TESTS) -q -p no:cacheprovider
 
 bench: install
 	$(PY) -m pytest bench --benchmark-only

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf gpu_payload && mkdir -p gpu_payload/data
-cp -r ../shared/data/thumos14 gpu_payload/data/
+cp -r ../shared/data/. gpu_payload/data/  # every test that reads real annotations runs there too
 du -sh gpu_payload

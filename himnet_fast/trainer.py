@@ -77,8 +77,13 @@ class Trainer:
                                           weight_decay=cfg.optim.weight_decay)
         self.criterion = HiMNetCriterion(loss_config(cfg))
         # Paired video sampling and clip sampling, with their own seeded numpy streams.
+        # On a GPU: page-locked batches (asynchronous copies), built while the device computes
+        # the previous step (``step``); the copies of a batch's videos use up to 4 threads.
+        on_gpu = self.device.type == "cuda"
         self.batches = TrainBatches(dataset, cfg.data.clip_len, batch_size=cfg.data.batch_size,
-                                    num_pairs=cfg.data.num_pairs, seed=cfg.seed)
+                                    num_pairs=cfg.data.num_pairs, seed=cfg.seed,
+                                    threads=min(4, torch.get_num_threads()), pin_memory=on_gpu)
+        self._prefetch = on_gpu
         self.k = topk_k(cfg.data.clip_len, cfg.data.topk_r)
         self.iteration = 0
         self.history: dict[str, list] = {key: [] for key in ("iteration",) + LOSS_KEYS}
@@ -96,6 +101,8 @@ class Trainer:
         terms["total"].backward()
         self.optimizer.step()
         self.iteration += 1
+        if self._prefetch:  # CPU work of the next batch while the GPU runs this step's kernels
+            self.batches.prefetch()
         values = dict(zip(LOSS_KEYS, torch.stack([terms[key].detach() for key in LOSS_KEYS]).tolist()))
         if not np.isfinite(values["total"]):
             raise FloatingPointError(f"iteration {self.iteration}: the loss is not finite ({values}); "

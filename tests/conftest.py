@@ -26,3 +26,10 @@ def cuda_device() -> torch.device:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device (runs in bench/gpu_check.sh on the GPU machine)")
     return torch.device("cuda")
+
+
+@pytest.fixture
+def kernel_device() -> torch.device:
+    """Where a single-device Triton test runs: the GPU when there is one, else the CPU through
+    the interpreter (set above). Tests parametrized over both use ``device`` instead."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

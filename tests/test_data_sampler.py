@@ -159,3 +159,28 @@ def test_train_batches_resume_bit_exact(dataset):
     assert X.shape == (10, 24, 16)
     for a in (0, 2, 4):
         assert (y[a] * y[a + 1]).sum() >= 1
+
+
+def test_threads_and_prefetch_leave_the_stream_unchanged(dataset):
+    """Threaded copies and prefetch() give the batches of the plain stream, in order, and a
+    state_dict taken with a prefetched batch pending resumes at that batch."""
+    plain = TrainBatches(dataset, T=24, seed=4)
+    want = [next(plain) for _ in range(5)]
+    fast = TrainBatches(dataset, T=24, seed=4, threads=3)
+    got, states = [], []
+    for n in range(5):
+        got.append(next(fast))
+        fast.prefetch()
+        fast.prefetch()  # a second call builds nothing more
+        states.append(fast.state_dict())
+    for (i1, X1, y1), (i2, X2, y2) in zip(want, got):
+        assert i1 == i2 and torch.equal(X1, X2) and torch.equal(y1, y2)
+    resumed = TrainBatches(dataset, T=24, seed=0)
+    resumed.load_state_dict(states[1])  # taken after batch 1, with batch 2 prefetched
+    idx, X, _ = next(resumed)
+    assert idx == want[2][0] and torch.equal(X, want[2][1])
+
+
+def test_train_batches_rejects_zero_threads(dataset):
+    with pytest.raises(ValueError, match="threads"):
+        TrainBatches(dataset, T=24, threads=0)

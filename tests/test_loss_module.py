@@ -112,10 +112,10 @@ def test_bad_input_raises_naming_the_argument():
 
 
 @pytest.mark.parametrize("disabled", [None, "cll"])
-def test_triton_backend_gives_the_reference_total_and_gradients(disabled):
+def test_triton_backend_gives_the_reference_total_and_gradients(disabled, kernel_device):
     """The criterion's fused path (grad_weights hint included) against the reference, float32;
     on the CPU this runs the Triton interpreter."""
-    A, S, X, labels = (t.detach().float() for t in batch(3))
+    A, S, X, labels = (t.detach().float().to(kernel_device) for t in batch(3))
     flags = {} if disabled is None else {f"use_{disabled}": False}
     grads = {}
     for backend in ("reference", "triton"):

@@ -48,8 +48,12 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     sum(w * t for w, t in zip(weights, expected)).backward()
     sum(w * t for w, t in zip(weights, actual)).backward()
     assert S_f.grad.dtype == S.dtype and A_f.grad.dtype == A.dtype
-    assert_grads_close(S_f.grad.to(ref_dtype), S_r.grad, grad_rtol)
-    assert_grads_close(A_f.grad.to(ref_dtype), A_r.grad, grad_rtol)
+    S_x = S.detach().double().requires_grad_()
+    A_x = A.detach().double().requires_grad_()
+    exact = R.himnet_losses_reference(S_x, A_x, labels.double(), k, alpha=alpha, scl_variant=variant)
+    sum(w * t for w, t in zip(weights.double(), exact)).backward()
+    assert_grads_close(S_f.grad.to(ref_dtype), S_r.grad, grad_rtol, exact=S_x.grad)
+    assert_grads_close(A_f.grad.to(ref_dtype), A_r.grad, grad_rtol, exact=A_x.grad)
 
 
 # (B, T, K, k, variant): a varied sample of B in 1..12, T in {1, 7, 60, 137, 560},
@@ -153,13 +157,14 @@ def test_himnet_losses_rejects_bad_input(change, match, backend):
         ops.himnet_losses(backend=backend, **kwargs)
 
 
-def test_check_values_false_skips_only_value_checks():
-    kwargs = _valid()
+def test_check_values_false_skips_only_value_checks(kernel_device):
+    kwargs = {key: v.to(kernel_device) if torch.is_tensor(v) else v for key, v in _valid().items()}
     kwargs["A"] = kwargs["A"] + 1.0  # out of [0, 1]: a value check
     out = ops.himnet_losses(backend="triton", check_values=False, **kwargs)
     assert all(torch.isfinite(t) for t in out)
     with pytest.raises(ValueError, match="S"):
-        ops.himnet_losses(backend="triton", check_values=False, **{**kwargs, "S": torch.randn(2, 10, 1)})
+        ops.himnet_losses(backend="triton", check_values=False,
+                          **{**kwargs, "S": torch.randn(2, 10, 1, device=kernel_device)})
 
 
 def test_auto_backend_uses_reference_on_cpu():
@@ -220,11 +225,11 @@ def test_grad_weights_rejected(bad):
         ops.himnet_losses(**_valid(), backend="triton", grad_weights=bad)
 
 
-def test_too_many_classes_for_the_fused_kernel():
+def test_too_many_classes_for_the_fused_kernel(kernel_device):
     """More classes than one register tile holds: the Triton backend refuses with a reason."""
     from himnet_fast.ops.losses import MAX_FUSED_CLASSES
 
-    S, A, labels = make_inputs(1, 3, MAX_FUSED_CLASSES + 1, "cpu", seed=16)
+    S, A, labels = make_inputs(1, 3, MAX_FUSED_CLASSES + 1, kernel_device, seed=16)
     with pytest.raises(ValueError, match="S: C\\+1"):
         ops.himnet_losses(S, A, labels, 1, backend="triton")
     assert torch.isfinite(ops.himnet_losses(S, A, labels, 1, backend="reference").mil)

@@ -20,6 +20,8 @@ Determinism: all randomness comes from numpy Generators seeded by ``seed``;
 """
 from __future__ import annotations
 
+import copy
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -51,12 +53,16 @@ def sample_clip(T_i: int, T: Optional[int], rng: Optional[np.random.Generator]) 
     return lo + (rng.random(T) * width).astype(np.int64)
 
 
-def make_batch(dataset, indices: Sequence[int], T: Optional[int], rng: Optional[np.random.Generator]
+def make_batch(dataset, indices: Sequence[int], T: Optional[int], rng: Optional[np.random.Generator],
+               pool: Optional[ThreadPoolExecutor] = None, pin_memory: bool = False
                ) -> Tuple["torch.Tensor", "torch.Tensor"]:
     """Gather a batch.
 
     Args: dataset a FeatureDataset; indices B video positions; T clip length (None = whole
-    videos, which must then have equal length, e.g. B = 1); rng for :func:`sample_clip`.
+    videos, which must then have equal length, e.g. B = 1); rng for :func:`sample_clip`;
+    pool: threads that copy the B videos' rows in parallel (``np.take`` releases the GIL; the
+    clip indices are drawn first, in video order, so the result does not depend on it);
+    pin_memory: X in page-locked memory, so that a copy to a GPU can run asynchronously.
     Returns: X (B, T, D) float32 tensor, labels (B, C) float32 tensor (multi-hot).
     """
     indices = [int(i) for i in indices]
@@ -69,13 +75,19 @@ def make_batch(dataset, indices: Sequence[int], T: Optional[int], rng: Optional[
                              "use batches of one video at test time")
         T = lengths.pop()
         rng = None
-    X = np.empty((len(indices), T, dataset.feature_dim), dtype=np.float32)
-    for b, i in enumerate(indices):
-        dataset.gather(i, sample_clip(dataset.num_snippets(i), T, rng), X[b])
     import torch
 
+    X = torch.empty((len(indices), T, dataset.feature_dim), dtype=torch.float32, pin_memory=pin_memory)
+    out = X.numpy()
+    clips = [sample_clip(dataset.num_snippets(i), T, rng) for i in indices]
+    gather = lambda b: dataset.gather(indices[b], clips[b], out[b])  # noqa: E731
+    if pool is None or len(indices) == 1:
+        for b in range(len(indices)):
+            gather(b)
+    else:
+        list(pool.map(gather, range(len(indices))))  # list(): re-raises a worker's exception
     labels = np.ascontiguousarray(dataset.labels[indices], dtype=np.float32)
-    return torch.from_numpy(X), torch.from_numpy(labels)
+    return X, torch.from_numpy(labels)
 
 
 def _check_labels(labels) -> np.ndarray:
@@ -160,26 +172,54 @@ class PairBatchSampler:
 
 class TrainBatches:
     """The training stream a trainer needs: :class:`PairBatchSampler` + clip sampling, one
-    ``state_dict`` for both. Yields (indices (B,), X (B, T, D) tensor, labels (B, C) tensor)."""
+    ``state_dict`` for both. Yields (indices (B,), X (B, T, D) tensor, labels (B, C) tensor).
 
-    def __init__(self, dataset, T: int, batch_size: int = 10, num_pairs: int = 3, seed: int = 0):
+    threads: copy the videos of a batch with this many threads (same batches for any value).
+    pin_memory: batches in page-locked memory (for an asynchronous copy to a GPU).
+    :meth:`prefetch` builds the next batch ahead of time (a GPU trainer calls it while the
+    device computes the current step); the stream and :meth:`state_dict` are unchanged by it.
+    """
+
+    def __init__(self, dataset, T: int, batch_size: int = 10, num_pairs: int = 3, seed: int = 0,
+                 threads: int = 1, pin_memory: bool = False):
         if len(dataset.train_indices) == 0:
             raise DataFormatError(dataset.store.describe(0), "no training videos")
-        self.dataset, self.T = dataset, T
+        if threads < 1:
+            raise ValueError(f"threads: must be >= 1, got {threads}")
+        self.dataset, self.T, self.pin_memory = dataset, T, pin_memory
         self.sampler = PairBatchSampler(dataset.labels, dataset.train_indices, batch_size, num_pairs, seed)
         self.clip_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC11B]))
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gather") if threads > 1 else None
+        self._ahead = None  # (state before the batch, the batch) from prefetch(), not yet consumed
 
     def __iter__(self):
         return self
 
-    def __next__(self) -> Tuple[List[int], "torch.Tensor", "torch.Tensor"]:
+    def _make(self) -> Tuple[List[int], "torch.Tensor", "torch.Tensor"]:
         idx = next(self.sampler)
-        X, y = make_batch(self.dataset, idx, self.T, self.clip_rng)
+        X, y = make_batch(self.dataset, idx, self.T, self.clip_rng, self._pool, self.pin_memory)
         return idx, X, y
 
+    def __next__(self) -> Tuple[List[int], "torch.Tensor", "torch.Tensor"]:
+        if self._ahead is not None:
+            batch, self._ahead = self._ahead[1], None
+            return batch
+        return self._make()
+
+    def prefetch(self) -> None:
+        """Build the next batch now; the next ``next()`` returns it."""
+        if self._ahead is None:
+            state = self._state()
+            self._ahead = (state, self._make())
+
+    def _state(self) -> dict:
+        return copy.deepcopy({"sampler": self.sampler.state_dict(), "clip_rng": self.clip_rng.bit_generator.state})
+
     def state_dict(self) -> dict:
-        return {"sampler": self.sampler.state_dict(), "clip_rng": self.clip_rng.bit_generator.state}
+        """The position of the stream: before a prefetched batch that was not consumed yet."""
+        return self._ahead[0] if self._ahead is not None else self._state()
 
     def load_state_dict(self, state: dict) -> None:
+        self._ahead = None
         self.sampler.load_state_dict(state["sampler"])
         self.clip_rng.bit_generator.state = state["clip_rng"]
