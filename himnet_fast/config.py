@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from himnet_fast.losses import LossConfig
-from himnet_fast.reference.losses import SCL_VARIANTS
+from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS
 
 PRESETS = ("synthetic", "thumos14", "anet13")
 DATASETS = ("thumos14", "anet13")
@@ -164,6 +164,7 @@ class RunConfig:
         _check(self.optim.weight_decay >= 0, "weight-decay", f"must be >= 0, got {self.optim.weight_decay}")
         loss = self.loss
         _check(loss.scl_variant in SCL_VARIANTS, "scl-variant", f"must be one of {SCL_VARIANTS}, got {loss.scl_variant!r}")
+        _check(loss.mil_norm in MIL_NORMS, "mil-norm", f"must be one of {MIL_NORMS}, got {loss.mil_norm!r}")
         _check(loss.use_mil or loss.use_cll or loss.use_vcl or loss.use_scl, "mil/cll/vcl/scl",
                "at least one loss must be switched on")
         LossConfig(**dataclasses.asdict(loss))  # the criterion's own checks (weights, backend)

@@ -28,6 +28,8 @@ from himnet_fast.kernels.topk_mean import selection_weight, sortable_key, topk_s
 
 EPS = tl.constexpr(1e-6)  # the reference's probability clamp (Eq. 9-10)
 VARIANT_CODES = {"none": 0, "self": 1, "target": 2}
+MIL_NORM_CODES = {"paper": 0, "base": 1}  # reference.losses.MIL_NORMS
+CO2NET_LABEL_EPS = tl.constexpr(1e-4)  # reference.losses.CO2NET_LABEL_EPS
 # Elements of one (BLOCK_T, BLOCK_K) tile. 512 measured fastest on an H200 (fused fwd + bwd at
 # B,T,C+1 = 64,2048,201: 1.59 ms vs 2.43 ms at 1024 and 2.53 ms at 2048; BENCHMARKS.md).
 TILE_ELEMS = 512
@@ -71,7 +73,8 @@ def _row_tile(
     b, tb, B, T, K, k, alpha, inv_B, g_mil, g_cll, g_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, LOSS: tl.constexpr, GRAD: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, LOSS: tl.constexpr, GRAD: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     """Rows [tb * BLOCK_T, +BLOCK_T) of video b: with LOSS, store part[b, tb, :] = (L_MIL (first
     tile only), L_CLL, L_SCL) contributions / B; with GRAD, store dS, dA of the tile for the
@@ -83,6 +86,14 @@ def _row_tile(
     y = tl.load(Y_ptr + b * stride_yb + cols * stride_yc, mask=cols < K - 1, other=0).to(tl.float32)
     y_bar = tl.where(is_bg, 1.0, y)  # background present (Eq. 4); y itself is Y_hat (background 0)
     w_cll = tl.where(cmask, 1.0 - y_bar, 0.0)  # complementary labels of Eq. 6
+    # The two L_CCE of Eq. 4 weigh -y_c log p_c by n_bar (Y_bar) and n_hat (Y_hat): 1/(C+1) as
+    # written (MIL_NORM 0), or CO2-Net's labels normalised to sum to one (1).
+    if MIL_NORM == 0:
+        n_bar = inv_K
+        n_hat = inv_K
+    else:
+        n_bar = 1.0 / (tl.sum(y_bar, axis=0) + CO2NET_LABEL_EPS)
+        n_hat = 1.0 / (tl.sum(y, axis=0) + CO2NET_LABEL_EPS)
 
     rows = tb * BLOCK_T + tl.arange(0, BLOCK_T)
     rmask = rows < T
@@ -125,17 +136,17 @@ def _row_tile(
         cll_rows = -tl.sum(w_cll[None, :] * log1m_p, axis=1) * inv_K
         cll = tl.sum(tl.where(rmask, cll_rows, 0.0), axis=0) / T
         scl = tl.sum(tl.where(rmask, u_b * bce_b + u_a * bce_a, 0.0), axis=0)
-        mil = -(tl.sum(y_bar * log_p, axis=0) + tl.sum(y * log_ph, axis=0)) * inv_K
+        mil = -(tl.sum(y_bar * log_p, axis=0) * n_bar + tl.sum(y * log_ph, axis=0) * n_hat)
         mil = tl.where(tb == 0, mil, 0.0)
         out = part_ptr + (b * tl.cdiv(T, BLOCK_T) + tb) * 3
         tl.store(out, mil * inv_B)
         tl.store(out + 1, cll * inv_B)
         tl.store(out + 2, scl * inv_B)
     if GRAD:
-        # MIL: d/dgamma of (1/K) sum -y log softmax(gamma) = (P sum(y) - y) / K, spread as 1/k
+        # MIL: d/dgamma of n sum -y log softmax(gamma) = (P sum(y) - y) n, spread as 1/k
         # over each column's top-k positions (of S, and of S_hat for gamma_hat).
-        d_gam = tl.where(cmask, (tl.exp(log_p) * tl.sum(y_bar, axis=0) - y_bar) * inv_K, 0.0)
-        d_gam_h = tl.where(cmask, (tl.exp(log_ph) * tl.sum(y, axis=0) - y) * inv_K, 0.0)
+        d_gam = tl.where(cmask, (tl.exp(log_p) * tl.sum(y_bar, axis=0) - y_bar) * n_bar, 0.0)
+        d_gam_h = tl.where(cmask, (tl.exp(log_ph) * tl.sum(y, axis=0) - y) * n_hat, 0.0)
         thr = tl.load(thr_ptr + b * K + cols, mask=cmask, other=0)
         w_eq = tl.load(weq_ptr + b * K + cols, mask=cmask, other=0.0)
         thr_h = tl.load(thr_ptr + sel + b * K + cols, mask=cmask, other=0)
@@ -186,7 +197,8 @@ def _himnet_loss_kernel(
     B, T, K, k, alpha, inv_B, w_mil, w_cll, w_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, MODE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, MODE: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     """One (BLOCK_T, K) row tile of video b; grid (cdiv(T, BLOCK_T), B).
 
@@ -225,7 +237,7 @@ def _himnet_loss_kernel(
                   b, tb, B, T, K, k, alpha, inv_B, g_mil * inv_B, g_cll * inv_B, g_scl * inv_B,
                   stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
                   stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-                  VARIANT, MODE <= 1, MODE >= 1, BLOCK_T, BLOCK_K)
+                  VARIANT, MIL_NORM, MODE <= 1, MODE >= 1, BLOCK_T, BLOCK_K)
 
 
 def _next_pow2(n: int) -> int:
@@ -240,7 +252,7 @@ def loss_config(T: int, K: int) -> tuple[int, int, int]:
     return block_t, block_k, warps
 
 
-def _launch(mode, S, A, labels, k, alpha, variant, stats, part=None, grads=None, dS=None, dA=None,
+def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, stats, part=None, grads=None, dS=None, dA=None,
             weights=(0.0, 0.0, 0.0)):
     """Run ``_himnet_loss_kernel`` in one MODE (see its docstring); unused pointers get a stand-in."""
     B, T, K = S.shape
@@ -257,7 +269,7 @@ def _launch(mode, S, A, labels, k, alpha, variant, stats, part=None, grads=None,
         g_mil, g_cll, g_scl, dS, dA,
         B, T, K, k, float(alpha), 1.0 / B, *(float(w) for w in weights),
         *S.stride(), *A.stride(), *labels.stride(), *d_strides,
-        VARIANT=VARIANT_CODES[variant], MODE=mode, BLOCK_T=block_t, BLOCK_K=block_k, num_warps=warps,
+        VARIANT=VARIANT_CODES[variant], MIL_NORM=MIL_NORM_CODES[mil_norm], MODE=mode, BLOCK_T=block_t, BLOCK_K=block_k, num_warps=warps,
     )
 
 
@@ -278,18 +290,18 @@ class HiMNetLossFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, S, A, labels, k: int, alpha: float, variant: str, grad_weights=None):
+    def forward(ctx, S, A, labels, k: int, alpha: float, variant: str, grad_weights=None, mil_norm: str = "paper"):
         B, T, K = S.shape
         stats = topk_select(S, k, A)
         part = torch.empty((B, triton.cdiv(T, loss_config(T, K)[0]), 3), device=S.device, dtype=torch.float32)
-        ctx.params = (k, alpha, variant)
+        ctx.params = (k, alpha, variant, mil_norm)
         ctx.grad_weights = grad_weights
         ctx.precomputed = None
         if grad_weights is None or not any(ctx.needs_input_grad[:2]):
-            _launch(0, S, A, labels, k, alpha, variant, stats, part=part)
+            _launch(0, S, A, labels, *ctx.params, stats, part=part)
         else:
             dS, dA = torch.empty_like(S), torch.empty_like(A)
-            _launch(1, S, A, labels, k, alpha, variant, stats, part=part, dS=dS, dA=dA, weights=grad_weights)
+            _launch(1, S, A, labels, *ctx.params, stats, part=part, dS=dS, dA=dA, weights=grad_weights)
             ctx.precomputed = (dS, dA)
         ctx.save_for_backward(S, A, labels, *stats)
         return part.sum(dim=(0, 1)).unbind()
@@ -305,10 +317,11 @@ class HiMNetLossFunction(torch.autograd.Function):
         else:
             dS, dA = torch.empty_like(S), torch.empty_like(A)
             _launch(2, S, A, labels, *ctx.params, stats, grads=grads, dS=dS, dA=dA)
-        return dS, dA, None, None, None, None, None
+        return dS, dA, None, None, None, None, None, None
 
 
-def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "self", grad_weights=None):
+def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "self", grad_weights=None,
+                  mil_norm: str = "paper"):
     """Fused (L_MIL, L_CLL, L_SCL) of a batch: S (B, T, K), A (B, T), labels (B, C), 1 <= k <= T.
 
     grad_weights: None, or the weights (w_mil, w_cll, w_scl) the caller will give the terms in
@@ -320,4 +333,4 @@ def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "
         labels = labels.to(torch.float32)
     if grad_weights is not None:
         grad_weights = tuple(float(w) for w in grad_weights)
-    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights)
+    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm)

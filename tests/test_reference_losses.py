@@ -524,3 +524,18 @@ def _nan(x, index=(0, 0)):
 def test_bad_input_raises_value_error_naming_the_argument(call, arg):
     with pytest.raises(ValueError, match=rf"^{arg}:"):
         call(*_good())
+
+
+def test_mil_loss_base_normalisation_eq4_as_co2net():
+    # The example of test_mil_loss_eq4 with CO2-Net's labels / (sum + 1e-4) instead of 1/(C+1):
+    # Y_bar = [1, 0, 1] sums to 2, Y_hat = [1, 0, 0] to 1.
+    P = softmax([2.0, 1.5, 1.5])
+    P_hat = softmax([1.75, 0.75, 0.625])
+    expected = (-math.log(P[0]) - math.log(P[2])) / (2 + 1e-4) + (-math.log(P_hat[0])) / (1 + 1e-4)
+    S, A, labels = t64([S_MIL]), t64([A_MIL]), t64([[1.0, 0.0]])
+    close(R.mil_loss(S, A, labels, k=2, norm="base"), expected)
+    # A background-only video: Y_hat = 0 adds nothing, Y_bar = [0, 0, 1] sums to 1.
+    close(R.mil_loss(S, A, t64([[0.0, 0.0]]), k=2, norm="base"), -math.log(P[2]) / (1 + 1e-4))
+    close(R.himnet_losses_reference(S, A, labels, 2, mil_norm="base").mil, expected)
+    with pytest.raises(ValueError, match="mil_norm"):
+        R.mil_loss(S, A, labels, k=2, norm="co2")

@@ -27,7 +27,7 @@ def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
     return S.to(device, dtype), A.to(device, dtype), labels.to(device)
 
 
-def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None):
+def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None, mil_norm="paper"):
     """Fused vs reference: the three terms, then dS and dA for random upstream weights.
 
     ref_dtype: run the reference on inputs cast to this dtype (e.g. float32 for half inputs).
@@ -37,8 +37,9 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     A_r = A.detach().to(ref_dtype).requires_grad_()
     S_f = S.detach().clone().requires_grad_()
     A_f = A.detach().clone().requires_grad_()
-    expected = R.himnet_losses_reference(S_r, A_r, labels, k, alpha=alpha, scl_variant=variant)
-    actual = ops.himnet_losses(S_f, A_f, labels, k, alpha=alpha, scl_variant=variant, backend="triton")
+    expected = R.himnet_losses_reference(S_r, A_r, labels, k, alpha=alpha, scl_variant=variant, mil_norm=mil_norm)
+    actual = ops.himnet_losses(S_f, A_f, labels, k, alpha=alpha, scl_variant=variant, backend="triton",
+                               mil_norm=mil_norm)
     assert isinstance(actual, R.HiMNetLossTerms)
     for name in R.HiMNetLossTerms._fields:
         a, e = getattr(actual, name), getattr(expected, name)
@@ -50,7 +51,8 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     assert S_f.grad.dtype == S.dtype and A_f.grad.dtype == A.dtype
     S_x = S.detach().double().requires_grad_()
     A_x = A.detach().double().requires_grad_()
-    exact = R.himnet_losses_reference(S_x, A_x, labels.double(), k, alpha=alpha, scl_variant=variant)
+    exact = R.himnet_losses_reference(S_x, A_x, labels.double(), k, alpha=alpha, scl_variant=variant,
+                                      mil_norm=mil_norm)
     sum(w * t for w, t in zip(weights.double(), exact)).backward()
     assert_grads_close(S_f.grad.to(ref_dtype), S_r.grad, grad_rtol, exact=S_x.grad)
     assert_grads_close(A_f.grad.to(ref_dtype), A_r.grad, grad_rtol, exact=A_x.grad)
@@ -68,6 +70,13 @@ CASES = [(B, T, K, k, VARIANTS[(i + j) % 3]) for i, (B, T, K) in enumerate(SHAPE
 def test_fused_losses_match_reference(device, B, T, K, k, variant):
     S, A, labels = make_inputs(B, T, K, device, seed=B * 7919 + T * 31 + K + k)
     compare(S, A, labels, k, variant=variant)
+
+
+@pytest.mark.parametrize("B,T,K,k", [(1, 1, 2, 1), (3, 7, 21, 1), (2, 60, 201, 8), (4, 137, 2, 137), (2, 560, 21, 80)])
+def test_fused_losses_base_mil_norm(device, B, T, K, k):
+    """CO2-Net's label-normalised MIL (mil_norm="base"): values and gradients as the reference."""
+    S, A, labels = make_inputs(B, T, K, device, seed=B * 131 + T + K)
+    compare(S, A, labels, k, mil_norm="base")
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 10.0])
@@ -257,7 +266,8 @@ for T, K, B in [(560, 21, 10), (9000, 2, 1)]:
 build(tm._topk_grad_kernel, {"BLOCK_T": 128, "BLOCK_C": 32}, 4)
 bt, bk, w = hl.loss_config(2048, 201)
 for mode in range(4):
-    build(hl._himnet_loss_kernel, {"VARIANT": mode % 3, "MODE": mode, "BLOCK_T": bt, "BLOCK_K": bk}, w)
+    build(hl._himnet_loss_kernel, {"VARIANT": mode % 3, "MIL_NORM": mode % 2, "MODE": mode, "BLOCK_T": bt,
+                                   "BLOCK_K": bk}, w)
 print("compiled")
 """
 

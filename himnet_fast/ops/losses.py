@@ -92,6 +92,7 @@ def himnet_losses(
     backend: str = "auto",
     check_values: bool = True,
     grad_weights: tuple[float, float, float] | None = None,
+    mil_norm: str = "paper",
 ) -> reference.HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10) of one batch, each the mean over videos.
 
@@ -111,6 +112,8 @@ def himnet_losses(
             forward and its backward is nearly free when the upstream gradients are (a
             multiple of) these weights; otherwise it recomputes them. Values and gradients do
             not depend on it; the reference ignores it.
+        mil_norm: "paper" (Eq. 5's 1/(C+1)) or "base" (CO2-Net's label-normalised
+            cross-entropy), as ``reference.mil_loss``.
 
     Returns:
         HiMNetLossTerms(mil, cll, scl) of 0-D tensors (float32 from the Triton backend, which
@@ -125,6 +128,7 @@ def himnet_losses(
     _check_same_device("labels", labels, S)
     validation.check_number("alpha", alpha, 0.0)
     validation.check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
+    validation.check_choice("mil_norm", mil_norm, reference.MIL_NORMS)
     if grad_weights is not None:
         if not isinstance(grad_weights, (tuple, list)) or len(grad_weights) != 3:
             raise ValueError(f"grad_weights: expected None or 3 numbers (w_mil, w_cll, w_scl), got {grad_weights!r}")
@@ -135,7 +139,8 @@ def himnet_losses(
         validation.check_range("A", A, 0.0, 1.0)
         validation.check_labels("labels", labels)
     if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
-        return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant)
+        return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant,
+                                                 mil_norm=mil_norm)
     from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses
 
-    return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights))
+    return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm))

@@ -126,19 +126,38 @@ def cce(Y: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
     return _cce_log(Y, P.masked_fill(Y == 0, 1.0).log())
 
 
+MIL_NORMS = ("paper", "base")
+CO2NET_LABEL_EPS = 1e-4  # CO2-Net's topkloss divides the labels by (their sum + 1e-4)
+
+
+def _mil_cce_log(Y: torch.Tensor, log_P: torch.Tensor, norm: str) -> torch.Tensor:
+    """One L_CCE of Eq. 4 on log-probabilities, (B, K) -> (B,), in one of two readings:
+
+    "paper": Eq. 5 as written, (1/K) sum_c -y_c log p_c (K = C+1 classes).
+    "base":  CO2-Net's ``topkloss`` (the base code, DESIGN.md section 3), the labels normalised
+             to sum to one: sum_c -(y_c / (sum_j y_j + 1e-4)) log p_c. With one action class
+             this is (C+1)/2 times the paper's value for Y_bar and C+1 times it for Y_hat.
+    """
+    if norm == "paper":
+        return _cce_log(Y, log_P)
+    return -(Y * log_P).sum(dim=-1) / (Y.sum(dim=-1) + CO2NET_LABEL_EPS)
+
+
 def _append_background(labels: torch.Tensor, value: float, like: torch.Tensor) -> torch.Tensor:
     """labels (B, C) -> (B, C+1) with the background entry set to ``value``."""
     labels = labels.to(dtype=like.dtype, device=like.device)
     return F.pad(labels, (0, 1), value=value)
 
 
-def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int, norm: str = "paper") -> torch.Tensor:
     """Eq. 4: L_MIL = L_CCE(Y_bar|P) + L_CCE(Y_hat|P_hat), mean over videos.
 
     P = softmax(topk_mean(S, k)); P_hat the same on S_hat = S * A (Sec. 3.2, literally);
     Y_bar = [labels, 1] (background present), Y_hat = [labels, 0] (background absent).
+    norm: "paper" (Eq. 5's 1/(C+1)) or "base" (CO2-Net's label-normalised CE), ``_mil_cce_log``.
     S: (B, T, K), A: (B, T), labels: (B, C), k in [1, T] -> 0-D tensor.
     """
+    check_choice("mil_norm", norm, MIL_NORMS)
     B, T, K = _check_cas(S)
     _check_attention(A, B, T, probability=False)
     _check_video_labels(labels, B, K)
@@ -147,7 +166,7 @@ def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int) -> 
     log_P_hat = torch.log_softmax(topk_mean(S * A.unsqueeze(-1), k), dim=-1)
     Y_bar = _append_background(labels, 1.0, S)
     Y_hat = _append_background(labels, 0.0, S)
-    return (_cce_log(Y_bar, log_P) + _cce_log(Y_hat, log_P_hat)).mean()
+    return (_mil_cce_log(Y_bar, log_P, norm) + _mil_cce_log(Y_hat, log_P_hat, norm)).mean()
 
 
 def _log1m_softmax(S: torch.Tensor) -> torch.Tensor:
@@ -352,14 +371,15 @@ def himnet_losses_reference(
     k: int,
     alpha: float = 4.0,
     scl_variant: str = "self",
+    mil_norm: str = "paper",
 ) -> HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10): the terms the fused kernel computes.
 
-    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]
+    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]; mil_norm as ``mil_loss``
     -> HiMNetLossTerms(mil, cll, scl), each a 0-D tensor, mean over videos.
     """
     return HiMNetLossTerms(
-        mil=mil_loss(S, A, labels, k),
+        mil=mil_loss(S, A, labels, k, mil_norm),
         cll=cll_loss(S, labels),
         scl=scl_loss(S, A, alpha, scl_variant),
     )
@@ -377,6 +397,7 @@ def total_loss(
     delta: float = 0.5,
     scl_variant: str = "self",
     num_pairs: int = 3,
+    mil_norm: str = "paper",
 ) -> dict[str, torch.Tensor]:
     """Eq. 11: L = L_MIL + L_CLL + lambda1 L_VCL + lambda2 L_SCL.
 
@@ -385,7 +406,7 @@ def total_loss(
     """
     check_number("lambda1", lambda1)
     check_number("lambda2", lambda2)
-    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant)
+    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm)
     vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs)
     total = terms.mil + terms.cll + lambda1 * vcl + lambda2 * terms.scl
     return {"mil": terms.mil, "cll": terms.cll, "vcl": vcl, "scl": terms.scl, "total": total}
