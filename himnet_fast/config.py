@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from himnet_fast.losses import LossConfig
-from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS
+from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS
 
 PRESETS = ("synthetic", "thumos14", "anet13")
 DATASETS = ("thumos14", "anet13")
@@ -165,6 +165,8 @@ class RunConfig:
         loss = self.loss
         _check(loss.scl_variant in SCL_VARIANTS, "scl-variant", f"must be one of {SCL_VARIANTS}, got {loss.scl_variant!r}")
         _check(loss.mil_norm in MIL_NORMS, "mil-norm", f"must be one of {MIL_NORMS}, got {loss.mil_norm!r}")
+        _check(loss.suppression in SUPPRESSIONS, "suppression",
+               f"must be one of {SUPPRESSIONS}, got {loss.suppression!r}")
         _check(loss.use_mil or loss.use_cll or loss.use_vcl or loss.use_scl, "mil/cll/vcl/scl",
                "at least one loss must be switched on")
         LossConfig(**dataclasses.asdict(loss))  # the criterion's own checks (weights, backend)

@@ -12,7 +12,7 @@ from torch import nn
 
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
-from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, vcl_loss
+from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, vcl_loss
 from himnet_fast.validation import check_choice, check_int, check_number
 
 LOSS_KEYS = ("mil", "cll", "vcl", "scl", "total")
@@ -25,6 +25,8 @@ class LossConfig:
     ``scl_variant``: "self" (paper), "target" (target-centred U) or "none" (no uncertainty,
     same as alpha = 0), the SCL rows of Table 4. ``mil_norm``: "paper" (Eq. 5's 1/(C+1)) or
     "base" (CO2-Net's label-normalised cross-entropy; DESIGN.md section 3, issue 12).
+    ``suppression``: S_hat of L_MIL and L_VCL, "product" (S * A, the paper's text) or "shifted"
+    (CO2-Net's A * (S - min over classes) + min).
     ``num_pairs``: leading batch pairs for VCL.
     ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
     every step (costs host syncs on a GPU; the data layer already rejects NaN features).
@@ -40,6 +42,7 @@ class LossConfig:
     use_scl: bool = True
     scl_variant: str = "self"
     mil_norm: str = "paper"
+    suppression: str = "product"
     backend: str = "auto"
     num_pairs: int = 3
     check_values: bool = False
@@ -51,6 +54,7 @@ class LossConfig:
         check_number("delta", self.delta)
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
+        check_choice("suppression", self.suppression, SUPPRESSIONS)
         check_choice("backend", self.backend, BACKENDS)
         check_int("num_pairs", self.num_pairs, 0)
         for name in ("use_mil", "use_cll", "use_vcl", "use_scl"):
@@ -80,12 +84,13 @@ class HiMNetCriterion(nn.Module):
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
             # dS, dA during the forward and make the backward a no-op.
             grad_weights = (float(cfg.use_mil), float(cfg.use_cll), cfg.lambda2 if cfg.use_scl else 0.0)
-            terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant, mil_norm=cfg.mil_norm,
-                                      backend=cfg.backend, check_values=cfg.check_values, grad_weights=grad_weights)
+            terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
+                                      mil_norm=cfg.mil_norm, suppression=cfg.suppression, backend=cfg.backend,
+                                      check_values=cfg.check_values, grad_weights=grad_weights)
             for name in ("mil", "cll", "scl"):
                 if getattr(cfg, f"use_{name}"):
                     out[name] = getattr(terms, name)
         if cfg.use_vcl:
-            out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs)
+            out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs, cfg.suppression)
         out["total"] = out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
         return out

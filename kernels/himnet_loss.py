@@ -3,7 +3,8 @@
 Two kernels forward, one backward, none of which materialises B (the snippet softmax) or S_hat:
 
 1. ``topk_select`` (kernels/topk_mean.py), grid (column blocks, B): the top-k means gamma of S
-   and gamma_hat of S_hat = S * A, plus the key of each column's k-th value (for the backward).
+   and gamma_hat of S_hat (S * A, or CO2-Net's shifted A * (S - m) + m: ``suppressed``), plus the
+   key of each column's k-th value (for the backward).
 2. ``_himnet_loss_kernel``, grid (row blocks, B), one (BLOCK_T, C+1) tile of S per program:
    the snippet softmax, L_CLL and L_SCL of its rows; the first row block of a video adds its
    L_MIL from gamma / gamma_hat. The forward writes per-program partial sums (already divided
@@ -24,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from himnet_fast.kernels.topk_mean import selection_weight, sortable_key, topk_select
+from himnet_fast.kernels.topk_mean import selection_weight, sortable_key, suppressed, topk_select
 
 EPS = tl.constexpr(1e-6)  # the reference's probability clamp (Eq. 9-10)
 VARIANT_CODES = {"none": 0, "self": 1, "target": 2}
@@ -73,8 +74,8 @@ def _row_tile(
     b, tb, B, T, K, k, alpha, inv_B, g_mil, g_cll, g_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, LOSS: tl.constexpr, GRAD: tl.constexpr, BLOCK_T: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, SHIFTED: tl.constexpr, LOSS: tl.constexpr, GRAD: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """Rows [tb * BLOCK_T, +BLOCK_T) of video b: with LOSS, store part[b, tb, :] = (L_MIL (first
     tile only), L_CLL, L_SCL) contributions / B; with GRAD, store dS, dA of the tile for the
@@ -153,10 +154,19 @@ def _row_tile(
         w_eq_h = tl.load(weq_ptr + sel + b * K + cols, mask=cmask, other=0.0)
         c_mil = g_mil / k
         w_s = selection_weight(sortable_key(s), thr, w_eq)
-        w_h = selection_weight(sortable_key(s * a[:, None]), thr_h, w_eq_h)
+        s_up = tl.where(cmask[None, :], s, float("inf"))
+        m = tl.min(s_up, axis=1)  # the row minimum of the shifted S_hat (exact, as the select's)
+        w_h = selection_weight(sortable_key(suppressed(s, a, m, SHIFTED)), thr_h, w_eq_h)
         d_hat = c_mil * d_gam_h[None, :] * w_h  # dL/dS_hat
         dS = c_mil * d_gam[None, :] * w_s + d_hat * a[:, None]
-        dA = tl.sum(d_hat * s, axis=1)
+        if SHIFTED:
+            # S_hat = a (s - m) + m: dS_hat_c/ds_j = a [j = c] + (1 - a) [j = arg-min] (the first
+            # arg-min, as torch.min), dS_hat_c/da = s_c - m.
+            is_min = cols[None, :] == tl.argmin(s_up, axis=1)[:, None]
+            dS += tl.where(is_min, ((1.0 - a) * tl.sum(d_hat, axis=1))[:, None], 0.0)
+            dA = tl.sum(d_hat * (s - m[:, None]), axis=1)
+        else:
+            dA = tl.sum(d_hat * s, axis=1)
         # CLL: d(-log(1 - b_c))/dS_j = b_j [j = c] - r_c b_j [j != c], r_c = b_c / (1 - b_c);
         # for the arg-max class r_c b_j = b_c f_j / sum(f) (no division by a tiny 1 - b_c).
         r = tl.where(is_top, 0.0, p / (1.0 - tl.where(is_top, 0.0, p)))
@@ -197,8 +207,8 @@ def _himnet_loss_kernel(
     B, T, K, k, alpha, inv_B, w_mil, w_cll, w_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, MODE: tl.constexpr, BLOCK_T: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, SHIFTED: tl.constexpr, MODE: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One (BLOCK_T, K) row tile of video b; grid (cdiv(T, BLOCK_T), B).
 
@@ -209,7 +219,7 @@ def _himnet_loss_kernel(
     MODE 3 (backward after MODE 1): if the upstream gradients are s * (w_mil, w_cll, w_scl)
         (relative tolerance 1e-6) the stored dS, dA are scaled by s in place (nothing is
         touched when s == 1); otherwise dS, dA are recomputed as in MODE 2.
-    gamma, thr, w_eq: (2, B, K) from topk_select (index 0: S, 1: S * A).
+    gamma, thr, w_eq: (2, B, K) from topk_select (index 0: S, 1: S_hat).
     """
     tb = tl.program_id(0)
     b = tl.program_id(1)
@@ -237,7 +247,7 @@ def _himnet_loss_kernel(
                   b, tb, B, T, K, k, alpha, inv_B, g_mil * inv_B, g_cll * inv_B, g_scl * inv_B,
                   stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
                   stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-                  VARIANT, MIL_NORM, MODE <= 1, MODE >= 1, BLOCK_T, BLOCK_K)
+                  VARIANT, MIL_NORM, SHIFTED, MODE <= 1, MODE >= 1, BLOCK_T, BLOCK_K)
 
 
 def _next_pow2(n: int) -> int:
@@ -252,7 +262,7 @@ def loss_config(T: int, K: int) -> tuple[int, int, int]:
     return block_t, block_k, warps
 
 
-def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, stats, part=None, grads=None, dS=None, dA=None,
+def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, suppression, stats, part=None, grads=None, dS=None, dA=None,
             weights=(0.0, 0.0, 0.0)):
     """Run ``_himnet_loss_kernel`` in one MODE (see its docstring); unused pointers get a stand-in."""
     B, T, K = S.shape
@@ -269,7 +279,8 @@ def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, stats, part=None, g
         g_mil, g_cll, g_scl, dS, dA,
         B, T, K, k, float(alpha), 1.0 / B, *(float(w) for w in weights),
         *S.stride(), *A.stride(), *labels.stride(), *d_strides,
-        VARIANT=VARIANT_CODES[variant], MIL_NORM=MIL_NORM_CODES[mil_norm], MODE=mode, BLOCK_T=block_t, BLOCK_K=block_k, num_warps=warps,
+        VARIANT=VARIANT_CODES[variant], MIL_NORM=MIL_NORM_CODES[mil_norm],
+        SHIFTED=suppression == "shifted", MODE=mode, BLOCK_T=block_t, BLOCK_K=block_k, num_warps=warps,
     )
 
 
@@ -290,11 +301,12 @@ class HiMNetLossFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, S, A, labels, k: int, alpha: float, variant: str, grad_weights=None, mil_norm: str = "paper"):
+    def forward(ctx, S, A, labels, k: int, alpha: float, variant: str, grad_weights=None, mil_norm: str = "paper",
+                suppression: str = "product"):
         B, T, K = S.shape
-        stats = topk_select(S, k, A)
+        stats = topk_select(S, k, A, suppression)
         part = torch.empty((B, triton.cdiv(T, loss_config(T, K)[0]), 3), device=S.device, dtype=torch.float32)
-        ctx.params = (k, alpha, variant, mil_norm)
+        ctx.params = (k, alpha, variant, mil_norm, suppression)
         ctx.grad_weights = grad_weights
         ctx.precomputed = None
         if grad_weights is None or not any(ctx.needs_input_grad[:2]):
@@ -317,11 +329,11 @@ class HiMNetLossFunction(torch.autograd.Function):
         else:
             dS, dA = torch.empty_like(S), torch.empty_like(A)
             _launch(2, S, A, labels, *ctx.params, stats, grads=grads, dS=dS, dA=dA)
-        return dS, dA, None, None, None, None, None, None
+        return dS, dA, None, None, None, None, None, None, None
 
 
 def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "self", grad_weights=None,
-                  mil_norm: str = "paper"):
+                  mil_norm: str = "paper", suppression: str = "product"):
     """Fused (L_MIL, L_CLL, L_SCL) of a batch: S (B, T, K), A (B, T), labels (B, C), 1 <= k <= T.
 
     grad_weights: None, or the weights (w_mil, w_cll, w_scl) the caller will give the terms in
@@ -333,4 +345,4 @@ def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "
         labels = labels.to(torch.float32)
     if grad_weights is not None:
         grad_weights = tuple(float(w) for w in grad_weights)
-    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm)
+    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm, suppression)

@@ -53,9 +53,20 @@ def selection_weight(key, thr, w_eq):
 
 
 @triton.jit
-def _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st, stride_sk, stride_ab, stride_at,
-               HAS_A: tl.constexpr, BLOCK_T: tl.constexpr):
-    """One (BLOCK_T, BLOCK_C) chunk: values and keys of S and (when HAS_A) of S * A.
+def suppressed(x, a, m, SHIFTED: tl.constexpr):
+    """S_hat (``reference.losses.suppress``) of a (rows, cols) tile x, in float32: x * a, or
+    (SHIFTED, CO2-Net's reading) a * (x - m) + m. a, m: (rows,), m the row's minimum over all
+    K classes. The select and the loss kernels both call this, so their keys agree bit for bit."""
+    if SHIFTED:
+        return a[:, None] * (x - m[:, None]) + m[:, None]
+    return x * a[:, None]
+
+
+@triton.jit
+def _load_keys(S_ptr, A_ptr, M_ptr, b, t0, cols, cmask, T, stride_sb, stride_st, stride_sk, stride_ab, stride_at,
+               HAS_A: tl.constexpr, SHIFTED: tl.constexpr, BLOCK_T: tl.constexpr):
+    """One (BLOCK_T, BLOCK_C) chunk: values and keys of S and (when HAS_A) of S_hat (``suppressed``;
+    SHIFTED reads the row minima from M, contiguous (B, T) float32).
 
     Positions past T or past K get the key INT32_MIN, below every finite value's key.
     """
@@ -66,7 +77,11 @@ def _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st, stride
     key = tl.where(mask, sortable_key(x), INT32_MIN)
     if HAS_A:
         a = tl.load(A_ptr + b * stride_ab + rows * stride_at, mask=rows < T, other=0.0).to(tl.float32)
-        xh = x * a[:, None]
+        if SHIFTED:
+            m = tl.load(M_ptr + b * T + rows, mask=rows < T, other=0.0)
+        else:
+            m = a  # unused by the product
+        xh = suppressed(x, a, m, SHIFTED)
         keyh = tl.where(mask, sortable_key(xh), INT32_MIN)
     else:
         xh = x
@@ -115,14 +130,15 @@ def _store_stats(gamma_ptr, thr_ptr, weq_ptr, offs, cmask, k, thr, cnt_ge, cnt_e
 
 @triton.jit
 def _topk_select_kernel(
-    S_ptr, A_ptr, gamma_ptr, thr_ptr, weq_ptr,
+    S_ptr, A_ptr, M_ptr, gamma_ptr, thr_ptr, weq_ptr,
     B, T, K, k,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at,
-    HAS_A: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr, SINGLE: tl.constexpr,
+    HAS_A: tl.constexpr, SHIFTED: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr,
+    SINGLE: tl.constexpr,
 ):
     """Top-k statistics of BLOCK_C columns of one video; grid (cdiv(K, BLOCK_C), B).
 
-    Writes, per selection j (0: S, 1: S * A when HAS_A) at [j, b, c] of (NSEL, B, K) outputs:
+    Writes, per selection j (0: S, 1: S_hat when HAS_A) at [j, b, c] of (NSEL, B, K) outputs:
     gamma (float32 top-k mean), thr (int32 threshold key: exactly k keys are >= it, or, with
     ties at the k-th value, the key of that value), w_eq (float32 share of a position at thr).
     SINGLE: the whole column (T <= BLOCK_T) stays in registers across the radix passes;
@@ -142,8 +158,8 @@ def _topk_select_kernel(
         cnt_h = tl.zeros((BLOCK_C,), tl.int32) + k  # no second selection: always "done"
     bit = tl.full((), INT32_MIN, tl.int32)
     if SINGLE:
-        mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, b, 0, cols, cmask, T, stride_sb, stride_st, stride_sk,
-                                            stride_ab, stride_at, HAS_A, BLOCK_T)
+        mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, M_ptr, b, 0, cols, cmask, T, stride_sb, stride_st, stride_sk,
+                                            stride_ab, stride_at, HAS_A, SHIFTED, BLOCK_T)
     while (bit != 0) & (tl.maximum(tl.max(cnt, axis=0), tl.max(cnt_h, axis=0)) > k):
         cand = prefix | bit
         cand_h = prefix_h | bit
@@ -158,8 +174,8 @@ def _topk_select_kernel(
             # into an index with int() of a 1-element array, which numpy >= 2.4 refuses (issue 14).
             t0 = tl.full((), 0, tl.int32)
             while t0 < T:
-                mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
-                                                    stride_sk, stride_ab, stride_at, HAS_A, BLOCK_T)
+                mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, M_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
+                                                    stride_sk, stride_ab, stride_at, HAS_A, SHIFTED, BLOCK_T)
                 c += _count_ge(key, cand)
                 if HAS_A:
                     c_h += _count_ge(keyh, cand_h)
@@ -184,8 +200,8 @@ def _topk_select_kernel(
     else:
         t0 = tl.full((), 0, tl.int32)
         while t0 < T:  # see the radix pass above for why not range()
-            mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
-                                                stride_sk, stride_ab, stride_at, HAS_A, BLOCK_T)
+            mask, x, key, xh, keyh = _load_keys(S_ptr, A_ptr, M_ptr, b, t0, cols, cmask, T, stride_sb, stride_st,
+                                                stride_sk, stride_ab, stride_at, HAS_A, SHIFTED, BLOCK_T)
             cnt_ge, cnt_eq, sum_ge, val_eq = _merge(cnt_ge, cnt_eq, sum_ge, val_eq, x, key, mask, thr)
             if HAS_A:
                 cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h = _merge(cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h,
@@ -242,13 +258,15 @@ def select_config(T: int, K: int, B: int = 1) -> tuple[int, int, bool, int]:
     return block_t, block_c, single, warps
 
 
-def topk_select(S: torch.Tensor, k: int, A: torch.Tensor | None = None):
-    """Top-k statistics of every column of S (and of S * A when A is given).
+def topk_select(S: torch.Tensor, k: int, A: torch.Tensor | None = None, suppression: str = "product"):
+    """Top-k statistics of every column of S (and of S_hat when A is given).
 
-    S: (B, T, K) float (any strides), A: (B, T) or None, 1 <= k <= T.
-    Returns (gamma, thr, w_eq), each (NSEL, B, K) with NSEL = 2 if A is given (index 1: S * A,
-    multiplied in float32) else 1: gamma float32 top-k means, thr int32 threshold keys and
-    w_eq float32 gradient shares of the positions at the threshold (``selection_weight``).
+    S: (B, T, K) float (any strides), A: (B, T) or None, 1 <= k <= T; suppression: S_hat =
+    S * A ("product") or A * (S - m) + m ("shifted", m = S's minimum over classes per snippet),
+    computed in float32 (``suppressed``).
+    Returns (gamma, thr, w_eq), each (NSEL, B, K) with NSEL = 2 if A is given (index 1: S_hat)
+    else 1: gamma float32 top-k means, thr int32 threshold keys and w_eq float32 gradient
+    shares of the positions at the threshold (``selection_weight``).
     """
     B, T, K = S.shape
     nsel = 1 if A is None else 2
@@ -257,11 +275,14 @@ def topk_select(S: torch.Tensor, k: int, A: torch.Tensor | None = None):
     w_eq = torch.empty((nsel, B, K), device=S.device, dtype=torch.float32)
     block_t, block_c, single, warps = select_config(T, K, B)
     A_arg = S if A is None else A
+    shifted = A is not None and suppression == "shifted"
+    # The row minima of the shifted S_hat span all K classes, more than one program's columns.
+    M = S.amin(dim=-1).to(torch.float32).contiguous() if shifted else gamma
     a_strides = (0, 0) if A is None else (A.stride(0), A.stride(1))
     grid = (triton.cdiv(K, block_c), B)
     _topk_select_kernel[grid](
-        S, A_arg, gamma, thr, w_eq, B, T, K, k, S.stride(0), S.stride(1), S.stride(2), *a_strides,
-        HAS_A=A is not None, BLOCK_T=block_t, BLOCK_C=block_c, SINGLE=single, num_warps=warps,
+        S, A_arg, M, gamma, thr, w_eq, B, T, K, k, S.stride(0), S.stride(1), S.stride(2), *a_strides,
+        HAS_A=A is not None, SHIFTED=shifted, BLOCK_T=block_t, BLOCK_C=block_c, SINGLE=single, num_warps=warps,
     )
     return gamma, thr, w_eq
 

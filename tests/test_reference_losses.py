@@ -539,3 +539,28 @@ def test_mil_loss_base_normalisation_eq4_as_co2net():
     close(R.himnet_losses_reference(S, A, labels, 2, mil_norm="base").mil, expected)
     with pytest.raises(ValueError, match="mil_norm"):
         R.mil_loss(S, A, labels, k=2, norm="co2")
+
+
+def test_suppress_shifted_by_hand_and_its_gradient():
+    # One snippet, K = 3: m = -1 (class 2); a = 0.5: S_hat = 0.5 * (S + 1) - 1.
+    S = t64([[[2.0, 0.0, -1.0]]]).requires_grad_()
+    A = t64([[0.5]]).requires_grad_()
+    S_hat = R.suppress(S, A, "shifted")
+    torch.testing.assert_close(S_hat.detach(), t64([[[0.5, -0.5, -1.0]]]))
+    torch.testing.assert_close(R.suppress(S, A, "product").detach(), t64([[[1.0, 0.0, -0.5]]]))
+    # d(sum_c w_c S_hat_c): dS_j = a w_j + (1 - a) sum(w) [j = arg-min]; dA = sum_c w_c (S_c - m)
+    w = t64([[[1.0, 2.0, 3.0]]])
+    (S_hat * w).sum().backward()
+    torch.testing.assert_close(S.grad, t64([[[0.5, 1.0, 1.5 + 0.5 * 6.0]]]))
+    torch.testing.assert_close(A.grad, t64([[1.0 * 3.0 + 2.0 * 1.0 + 0.0]]))
+    with pytest.raises(ValueError, match="suppression"):
+        R.suppress(S, A, "min_t")
+
+
+def test_mil_loss_shifted_suppression_by_hand():
+    # S_MIL rows with their minima m = [0, 0, 0]: the shifted S_hat equals S * A here.
+    S, A, labels = t64([S_MIL]), t64([A_MIL]), t64([[1.0, 0.0]])
+    close(R.mil_loss(S, A, labels, 2, suppression="shifted"), float(R.mil_loss(S, A, labels, 2)))
+    # Shift the logits by +1: S * A changes, the shifted S_hat only moves by +1 (softmax-invariant).
+    close(R.mil_loss(S + 1.0, A, labels, 2, suppression="shifted"), float(R.mil_loss(S, A, labels, 2)))
+    assert abs(float(R.mil_loss(S + 1.0, A, labels, 2)) - float(R.mil_loss(S, A, labels, 2))) > 1e-3

@@ -42,10 +42,11 @@ def test_synthetic_is_the_default_preset_and_cpu_sized():
 def test_every_field_is_overridable_from_the_command_line():
     cfg, _ = parse_config(["--preset", "thumos14", "--iters", "7", "--lr", "0.5", "--seed", "3", "--no-cll",
                            "--scl-variant", "target", "--hidden-dim", "16", "--data-root", "/x", "--out", "o",
-                           "--max-per-video", "none", "--nms", "hard", "--no-progress", "--mil-norm", "base"])
+                           "--max-per-video", "none", "--nms", "hard", "--no-progress", "--mil-norm", "base",
+                           "--suppression", "shifted"])
     assert (cfg.optim.iters, cfg.optim.lr, cfg.seed) == (7, 0.5, 3)
     assert cfg.loss.use_cll is False and cfg.loss.use_mil is True and cfg.loss.scl_variant == "target"
-    assert cfg.loss.mil_norm == "base"
+    assert cfg.loss.mil_norm == "base" and cfg.loss.suppression == "shifted"
     assert (cfg.model.hidden_dim, cfg.data.data_root, cfg.out_dir) == (16, "/x", "o")
     assert cfg.detect.max_per_video is None and cfg.detect.nms == "hard" and cfg.schedule.progress is False
     # Untouched fields keep the preset's values.
@@ -66,6 +67,7 @@ def test_overrides_only_touch_what_was_typed():
     (["--lr", "0"], "--lr"),
     (["--scl-variant", "bogus"], "--scl-variant"),
     (["--mil-norm", "co2"], "--mil-norm"),
+    (["--suppression", "min"], "--suppression"),
     (["--no-mil", "--no-cll", "--no-vcl", "--no-scl"], "--mil/cll/vcl/scl"),
     (["--batch-size", "4", "--num-pairs", "3"], "--num-pairs"),
     (["--device", "tpu"], "--device"),

@@ -27,7 +27,8 @@ def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
     return S.to(device, dtype), A.to(device, dtype), labels.to(device)
 
 
-def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None, mil_norm="paper"):
+def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None, mil_norm="paper",
+            suppression="product"):
     """Fused vs reference: the three terms, then dS and dA for random upstream weights.
 
     ref_dtype: run the reference on inputs cast to this dtype (e.g. float32 for half inputs).
@@ -37,9 +38,9 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     A_r = A.detach().to(ref_dtype).requires_grad_()
     S_f = S.detach().clone().requires_grad_()
     A_f = A.detach().clone().requires_grad_()
-    expected = R.himnet_losses_reference(S_r, A_r, labels, k, alpha=alpha, scl_variant=variant, mil_norm=mil_norm)
-    actual = ops.himnet_losses(S_f, A_f, labels, k, alpha=alpha, scl_variant=variant, backend="triton",
-                               mil_norm=mil_norm)
+    options = {"alpha": alpha, "scl_variant": variant, "mil_norm": mil_norm, "suppression": suppression}
+    expected = R.himnet_losses_reference(S_r, A_r, labels, k, **options)
+    actual = ops.himnet_losses(S_f, A_f, labels, k, backend="triton", **options)
     assert isinstance(actual, R.HiMNetLossTerms)
     for name in R.HiMNetLossTerms._fields:
         a, e = getattr(actual, name), getattr(expected, name)
@@ -51,8 +52,7 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     assert S_f.grad.dtype == S.dtype and A_f.grad.dtype == A.dtype
     S_x = S.detach().double().requires_grad_()
     A_x = A.detach().double().requires_grad_()
-    exact = R.himnet_losses_reference(S_x, A_x, labels.double(), k, alpha=alpha, scl_variant=variant,
-                                      mil_norm=mil_norm)
+    exact = R.himnet_losses_reference(S_x, A_x, labels.double(), k, **options)
     sum(w * t for w, t in zip(weights.double(), exact)).backward()
     assert_grads_close(S_f.grad.to(ref_dtype), S_r.grad, grad_rtol, exact=S_x.grad)
     assert_grads_close(A_f.grad.to(ref_dtype), A_r.grad, grad_rtol, exact=A_x.grad)
@@ -77,6 +77,25 @@ def test_fused_losses_base_mil_norm(device, B, T, K, k):
     """CO2-Net's label-normalised MIL (mil_norm="base"): values and gradients as the reference."""
     S, A, labels = make_inputs(B, T, K, device, seed=B * 131 + T + K)
     compare(S, A, labels, k, mil_norm="base")
+
+
+@pytest.mark.parametrize("B,T,K,k,mil_norm", [(1, 1, 2, 1, "paper"), (3, 7, 21, 1, "base"), (2, 60, 201, 8, "paper"),
+                                              (4, 137, 2, 137, "base"), (2, 560, 21, 80, "base")])
+def test_fused_losses_shifted_suppression(device, B, T, K, k, mil_norm):
+    """CO2-Net's shifted S_hat = A * (S - min over classes) + min: values and gradients as the
+    reference, with either MIL normalisation."""
+    S, A, labels = make_inputs(B, T, K, device, seed=B * 17 + T * 3 + K)
+    compare(S, A, labels, k, mil_norm=mil_norm, suppression="shifted")
+
+
+def test_fused_losses_shifted_suppression_tied_minimum(device):
+    """Rows whose minimum is shared by several classes: the gradient through the minimum goes to
+    the first of them in both backends (torch.min's index)."""
+    S, A, labels = make_inputs(2, 40, 7, device, seed=21)
+    # Every third row: classes 2-4 tie exactly at a new row minimum (low values, far from the
+    # top-k of their columns, whose own ties the two backends break differently).
+    S[:, ::3, 2:5] = S[:, ::3].amin(dim=-1, keepdim=True) - 1.0
+    compare(S, A, labels, 5, suppression="shifted")
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 10.0])
@@ -157,6 +176,8 @@ def _valid():
         ({"k": 11}, "k"),
         ({"alpha": -1.0}, "alpha"),
         ({"scl_variant": "both"}, "scl_variant"),
+        ({"mil_norm": "co2"}, "mil_norm"),
+        ({"suppression": "min"}, "suppression"),
     ],
 )
 @pytest.mark.parametrize("backend", ["reference", "triton"])
@@ -262,12 +283,13 @@ def build(kernel, consts, warps, ints=("thr_ptr",)):
 for T, K, B in [(560, 21, 10), (9000, 2, 1)]:
     bt, bc, single, w = tm.select_config(T, K, B)
     for has_a in (True, False):
-        build(tm._topk_select_kernel, {"HAS_A": has_a, "BLOCK_T": bt, "BLOCK_C": bc, "SINGLE": single}, w)
+        build(tm._topk_select_kernel, {"HAS_A": has_a, "SHIFTED": has_a and T > 1000, "BLOCK_T": bt, "BLOCK_C": bc,
+                                       "SINGLE": single}, w)
 build(tm._topk_grad_kernel, {"BLOCK_T": 128, "BLOCK_C": 32}, 4)
 bt, bk, w = hl.loss_config(2048, 201)
 for mode in range(4):
-    build(hl._himnet_loss_kernel, {"VARIANT": mode % 3, "MIL_NORM": mode % 2, "MODE": mode, "BLOCK_T": bt,
-                                   "BLOCK_K": bk}, w)
+    build(hl._himnet_loss_kernel, {"VARIANT": mode % 3, "MIL_NORM": mode % 2, "SHIFTED": mode >= 2, "MODE": mode,
+                                   "BLOCK_T": bt, "BLOCK_K": bk}, w)
 print("compiled")
 """
 

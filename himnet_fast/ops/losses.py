@@ -93,6 +93,7 @@ def himnet_losses(
     check_values: bool = True,
     grad_weights: tuple[float, float, float] | None = None,
     mil_norm: str = "paper",
+    suppression: str = "product",
 ) -> reference.HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10) of one batch, each the mean over videos.
 
@@ -114,6 +115,8 @@ def himnet_losses(
             not depend on it; the reference ignores it.
         mil_norm: "paper" (Eq. 5's 1/(C+1)) or "base" (CO2-Net's label-normalised
             cross-entropy), as ``reference.mil_loss``.
+        suppression: S_hat of L_MIL, "product" (S * A) or "shifted" (CO2-Net's
+            A * (S - min over classes) + min), as ``reference.suppress``.
 
     Returns:
         HiMNetLossTerms(mil, cll, scl) of 0-D tensors (float32 from the Triton backend, which
@@ -129,6 +132,7 @@ def himnet_losses(
     validation.check_number("alpha", alpha, 0.0)
     validation.check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
     validation.check_choice("mil_norm", mil_norm, reference.MIL_NORMS)
+    validation.check_choice("suppression", suppression, reference.SUPPRESSIONS)
     if grad_weights is not None:
         if not isinstance(grad_weights, (tuple, list)) or len(grad_weights) != 3:
             raise ValueError(f"grad_weights: expected None or 3 numbers (w_mil, w_cll, w_scl), got {grad_weights!r}")
@@ -140,7 +144,8 @@ def himnet_losses(
         validation.check_labels("labels", labels)
     if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
         return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant,
-                                                 mil_norm=mil_norm)
+                                                 mil_norm=mil_norm, suppression=suppression)
     from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses
 
-    return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm))
+    return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm,
+                                                     suppression))

@@ -31,6 +31,7 @@ from himnet_fast.validation import (
 EPS = 1e-6  # probability clamp of Eq. 9-10 (DESIGN.md)
 COS_EPS = 1e-8  # floor of the norm product in the cosine of Eq. 8
 SCL_VARIANTS = ("self", "target", "none")
+SUPPRESSIONS = ("product", "shifted")
 
 
 class HiMNetLossTerms(NamedTuple):
@@ -130,6 +131,24 @@ MIL_NORMS = ("paper", "base")
 CO2NET_LABEL_EPS = 1e-4  # CO2-Net's topkloss divides the labels by (their sum + 1e-4)
 
 
+def suppress(S: torch.Tensor, A: torch.Tensor, how: str = "product") -> torch.Tensor:
+    """S_hat of Sec. 3.2: the class activations suppressed by the attention, in one of two readings.
+
+    "product": S * A, the paper's text.
+    "shifted": CO2-Net's ``_multiply(include_min=True)`` (the base code, DESIGN.md section 3):
+               A * (S - m) + m, m the snippet's minimum over the K classes, so a low attention
+               pulls every class towards the snippet's lowest logit instead of towards 0. The
+               gradient through m goes to the first arg-min class (``torch.min`` over dim).
+    S: (B, T, K), A: (B, T) -> (B, T, K).
+    """
+    check_choice("suppression", how, SUPPRESSIONS)
+    a = A.unsqueeze(-1)
+    if how == "product":
+        return S * a
+    m = S.min(dim=-1, keepdim=True).values
+    return a * (S - m) + m
+
+
 def _mil_cce_log(Y: torch.Tensor, log_P: torch.Tensor, norm: str) -> torch.Tensor:
     """One L_CCE of Eq. 4 on log-probabilities, (B, K) -> (B,), in one of two readings:
 
@@ -149,10 +168,11 @@ def _append_background(labels: torch.Tensor, value: float, like: torch.Tensor) -
     return F.pad(labels, (0, 1), value=value)
 
 
-def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int, norm: str = "paper") -> torch.Tensor:
+def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int, norm: str = "paper",
+             suppression: str = "product") -> torch.Tensor:
     """Eq. 4: L_MIL = L_CCE(Y_bar|P) + L_CCE(Y_hat|P_hat), mean over videos.
 
-    P = softmax(topk_mean(S, k)); P_hat the same on S_hat = S * A (Sec. 3.2, literally);
+    P = softmax(topk_mean(S, k)); P_hat the same on S_hat = ``suppress(S, A, suppression)``;
     Y_bar = [labels, 1] (background present), Y_hat = [labels, 0] (background absent).
     norm: "paper" (Eq. 5's 1/(C+1)) or "base" (CO2-Net's label-normalised CE), ``_mil_cce_log``.
     S: (B, T, K), A: (B, T), labels: (B, C), k in [1, T] -> 0-D tensor.
@@ -163,7 +183,7 @@ def mil_loss(S: torch.Tensor, A: torch.Tensor, labels: torch.Tensor, k: int, nor
     _check_video_labels(labels, B, K)
     _check_k(k, T)
     log_P = torch.log_softmax(topk_mean(S, k), dim=-1)
-    log_P_hat = torch.log_softmax(topk_mean(S * A.unsqueeze(-1), k), dim=-1)
+    log_P_hat = torch.log_softmax(topk_mean(suppress(S, A, suppression), k), dim=-1)
     Y_bar = _append_background(labels, 1.0, S)
     Y_hat = _append_background(labels, 0.0, S)
     return (_mil_cce_log(Y_bar, log_P, norm) + _mil_cce_log(Y_hat, log_P_hat, norm)).mean()
@@ -234,6 +254,7 @@ def vcl_loss(
     labels: torch.Tensor,
     delta: float = 0.5,
     num_pairs: int = 3,
+    suppression: str = "product",
 ) -> torch.Tensor:
     """Eq. 8: video-level co-action similarity (triplet) loss over the batch's pairs.
 
@@ -241,7 +262,7 @@ def vcl_loss(
     batch of 10), those that exist in B. For a pair (i, j) and a class c they share,
     l_c = 1/2 [d(V_c^i, V_c^j) - d(V_c^i, V_bar_c^j) + delta]_+
         + 1/2 [d(V_c^i, V_c^j) - d(V_c^j, V_bar_c^i) + delta]_+,
-    with V, V_bar from Eq. 7 on S_hat = S * A and d = 1 - cosine. A pair's loss is the mean of
+    with V, V_bar from Eq. 7 on S_hat = ``suppress(S, A, suppression)`` and d = 1 - cosine. A pair's loss is the mean of
     l_c over its shared classes; the result is the mean over the pairs that share at least
     one class. With no such pair (B < 2, or no shared class) the loss is 0 (kept in the graph,
     so its gradient is 0 rather than missing).
@@ -259,7 +280,7 @@ def vcl_loss(
     zero = (S.sum() + A.sum() + X_hat.sum()) * 0.0
     if n == 0:
         return zero
-    V, V_bar = vcl_features(S[: 2 * n] * A[: 2 * n].unsqueeze(-1), X_hat[: 2 * n])
+    V, V_bar = vcl_features(suppress(S[: 2 * n], A[: 2 * n], suppression), X_hat[: 2 * n])
     Vi, Vj = V[0::2, :-1], V[1::2, :-1]  # (n, C, D), background dropped
     Vbar_i, Vbar_j = V_bar[0::2, :-1], V_bar[1::2, :-1]
     d_ij = _cosine_distance(Vi, Vj)
@@ -372,14 +393,15 @@ def himnet_losses_reference(
     alpha: float = 4.0,
     scl_variant: str = "self",
     mil_norm: str = "paper",
+    suppression: str = "product",
 ) -> HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10): the terms the fused kernel computes.
 
-    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]; mil_norm as ``mil_loss``
+    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]; mil_norm, suppression as ``mil_loss``
     -> HiMNetLossTerms(mil, cll, scl), each a 0-D tensor, mean over videos.
     """
     return HiMNetLossTerms(
-        mil=mil_loss(S, A, labels, k, mil_norm),
+        mil=mil_loss(S, A, labels, k, mil_norm, suppression),
         cll=cll_loss(S, labels),
         scl=scl_loss(S, A, alpha, scl_variant),
     )
@@ -398,6 +420,7 @@ def total_loss(
     scl_variant: str = "self",
     num_pairs: int = 3,
     mil_norm: str = "paper",
+    suppression: str = "product",
 ) -> dict[str, torch.Tensor]:
     """Eq. 11: L = L_MIL + L_CLL + lambda1 L_VCL + lambda2 L_SCL.
 
@@ -406,7 +429,7 @@ def total_loss(
     """
     check_number("lambda1", lambda1)
     check_number("lambda2", lambda2)
-    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm)
-    vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs)
+    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm, suppression)
+    vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs, suppression)
     total = terms.mil + terms.cll + lambda1 * vcl + lambda2 * terms.scl
     return {"mil": terms.mil, "cll": terms.cll, "vcl": vcl, "scl": terms.scl, "total": total}
