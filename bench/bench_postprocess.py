@@ -34,6 +34,12 @@ from himnet_fast.reference import postprocess as ref
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("HIMNET_FAST_SHARED_DATA", ROOT.parent / "shared" / "data")) / "thumos14"
 SOFT_NMS_SIZES = (1_000, 10_000, 50_000)
+
+
+def bench_config() -> DetectionConfig:
+    """The detection settings of the figures in BENCHMARKS.md: measured before issue 12 made the
+    base code's no score floor and "+1" IoU the defaults (so the recorded workloads stay the same)."""
+    return DetectionConfig(min_score=0.0, offset=0)
 # The public C++ Soft-NMS (O(N^2), serial) on the same distribution, as given in the task (ms).
 PUBLIC_SOFT_NMS_MS = {1_000: 7.4, 10_000: 298.0, 50_000: 9_400.0}
 
@@ -103,7 +109,7 @@ def thumos():
 @pytest.mark.parametrize("backend", ["cpp", "reference"])
 def test_thumos14_postprocess(benchmark, one_thread, thumos, backend):
     att, cas = thumos
-    cfg = DetectionConfig()
+    cfg = bench_config()
     if backend == "cpp":
         assert same_detections(detect_videos(att, cas, cfg, backend="cpp"),
                                detect_videos(att, cas, cfg, backend="reference"))
@@ -117,7 +123,7 @@ def test_thumos14_postprocess(benchmark, one_thread, thumos, backend):
 def test_per_video_latency(benchmark, one_thread, thumos):
     att, cas = thumos
     v = int(np.argsort([len(a) for a in att])[len(att) // 2])  # the median-length video
-    benchmark(detect_videos, [att[v]], [cas[v]], DetectionConfig(), backend="cpp")
+    benchmark(detect_videos, [att[v]], [cas[v]], bench_config(), backend="cpp")
 
 
 @pytest.mark.parametrize("n", SOFT_NMS_SIZES)
@@ -163,7 +169,7 @@ def main(argv=None) -> int:
     inputs = thumos14_test_inputs()
     if inputs is not None:
         att, cas = inputs
-        cfg = DetectionConfig()
+        cfg = bench_config()
         want = detect_videos(att, cas, cfg, backend="reference")
         assert same_detections(detect_videos(att, cas, cfg, backend="cpp"), want)
         t_ref = best_of(lambda: detect_videos(att, cas, cfg, backend="reference"), 2)

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_postprocess import SOFT_NMS_SIZES, soft_nms_inputs, thumos14_test_inputs  # noqa: E402
+from bench_postprocess import SOFT_NMS_SIZES, bench_config, soft_nms_inputs, thumos14_test_inputs  # noqa: E402
 
 from himnet_fast.ops import postprocess as P  # noqa: E402
-from himnet_fast.postprocess import DetectionConfig, detect_videos, select_video_classes  # noqa: E402
+from himnet_fast.postprocess import detect_videos, select_video_classes  # noqa: E402
 from himnet_fast.postprocess import synthetic_video_outputs  # noqa: E402
 from himnet_fast.reference import postprocess as ref  # noqa: E402
 
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     inputs = thumos14_test_inputs()
     if inputs is not None:
         t_att, t_cas = inputs
-        cfg = DetectionConfig()
+        cfg = bench_config()
         att, cas, offsets = packed(t_att, t_cas)
         class_scores = P.video_scores(cas.to(dev), offsets.to(dev), cfg.r, backend="cpp")
         want_scores = P.video_scores(cas, offsets, cfg.r, backend="reference")

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from himnet_fast.losses import LossConfig
+from himnet_fast.postprocess import DetectionConfig
 from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS
 
 PRESETS = ("synthetic", "thumos14", "anet13")
@@ -81,20 +82,6 @@ class ScheduleConfig:
 
 
 @dataclass
-class DetectSettings:
-    """Inference knobs (mirrors the scalar fields of ``postprocess.DetectionConfig``)."""
-
-    infer_r: int = 10                  # top-k ratio of the video scores at inference
-    class_threshold: float = 0.2
-    nms: str = "soft"                  # soft | hard
-    iou_threshold: float = 0.7
-    sigma: float = 0.3
-    oic_weight: float = 0.2
-    post_backend: str = "auto"         # auto | reference | cpp
-    max_per_video: Optional[int] = None
-
-
-@dataclass
 class RunConfig:
     """Everything one training run needs; serialised into the checkpoint."""
 
@@ -109,7 +96,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    detect: DetectSettings = field(default_factory=DetectSettings)
+    detect: DetectionConfig = field(default_factory=DetectionConfig)
 
     @property
     def out_dir(self) -> str:
@@ -151,7 +138,7 @@ class RunConfig:
                                 ("attention-dim", self.model.attention_dim, 1),
                                 ("iters", self.optim.iters, 0), ("eval-every", self.schedule.eval_every, 0),
                                 ("ckpt-every", self.schedule.ckpt_every, 0), ("timelines", self.schedule.timelines, 0),
-                                ("infer-r", self.detect.infer_r, 1)):
+                                ("infer-r", self.detect.r, 1)):
             _check(value >= lo, name, f"must be >= {lo}, got {value}")
         _check(self.threads is None or self.threads >= 1, "threads", f"must be >= 1, got {self.threads}")
         _check(2 * self.data.num_pairs <= self.data.batch_size, "num-pairs",
@@ -171,6 +158,7 @@ class RunConfig:
                "at least one loss must be switched on")
         LossConfig(**dataclasses.asdict(loss))  # the criterion's own checks (weights, backend)
         _check(self.detect.nms in ("soft", "hard"), "nms", f"must be soft or hard, got {self.detect.nms!r}")
+        DetectionConfig(**dataclasses.asdict(self.detect))  # the detection settings' own checks
         return self
 
 
@@ -184,6 +172,8 @@ def _field_type(cls, name: str):
 
 
 def _section_from_dict(cls, d: dict, section: str):
+    renamed = _RENAMED.get(section, {})
+    d = {renamed.get(key, key): value for key, value in d.items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
@@ -226,7 +216,10 @@ _SECTIONS = ("data", "model", "optim", "loss", "schedule", "detect")
 _TOP_LEVEL = ("out", "seed", "device", "threads")
 # Option names that differ from the field name; None: not an option.
 _OPTION_NAMES = {"loss.use_mil": "mil", "loss.use_cll": "cll", "loss.use_vcl": "vcl", "loss.use_scl": "scl",
-                 "loss.backend": "loss_backend", "loss.num_pairs": None}
+                 "loss.backend": "loss_backend", "loss.num_pairs": None,
+                 "detect.r": "infer_r", "detect.backend": "post_backend"}
+# Fields renamed since older checkpoints were written: section -> {old key: new key}.
+_RENAMED = {"detect": {"infer_r": "r", "post_backend": "backend"}}
 
 
 def _option(name: str) -> str:
@@ -240,6 +233,14 @@ def _scalar_type(tp) -> Any:
         inner = next(a for a in args if a is not type(None))
         return inner, True
     return tp, False
+
+
+def _parse_numbers(text: str) -> tuple:
+    """A tuple option: comma-separated numbers ("0.1,0.2,0.3")."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _parse_optional(inner):
@@ -277,6 +278,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, shown: RunConfig) -> N
         kwargs = dict(dest=dest, default=argparse.SUPPRESS, help=f"(default: {value})")
         if inner is bool:
             target.add_argument(_option(name), action=argparse.BooleanOptionalAction, **kwargs)
+        elif inner is tuple:
+            target.add_argument(_option(name), type=_parse_numbers, metavar="X,Y,...", **kwargs)
         else:
             target.add_argument(_option(name), type=_parse_optional(inner) if optional else inner,
                                 metavar=name.upper(), **kwargs)

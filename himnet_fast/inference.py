@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from himnet_fast.config import DetectSettings, RunConfig
+from himnet_fast.config import RunConfig
+from himnet_fast.postprocess import DetectionConfig
 from himnet_fast.reference.losses import topk_k, topk_mean, video_scores
 
 
@@ -64,21 +65,11 @@ def infer_videos(model: torch.nn.Module, dataset, indices: Sequence[int], device
     return outputs
 
 
-def detection_config(settings: DetectSettings):
-    """The post-processing ``DetectionConfig`` for the run's detection settings."""
-    from himnet_fast.postprocess import DetectionConfig
-
-    return DetectionConfig(r=settings.infer_r, class_threshold=settings.class_threshold,
-                           oic_weight=settings.oic_weight, nms=settings.nms, iou_threshold=settings.iou_threshold,
-                           sigma=settings.sigma, max_per_video=settings.max_per_video)
-
-
-def detect(outputs: Sequence[VideoOutput], settings: DetectSettings, backend: Optional[str] = None) -> list[np.ndarray]:
+def detect(outputs: Sequence[VideoOutput], settings: DetectionConfig, backend: Optional[str] = None) -> list[np.ndarray]:
     """Detections of every video: (n_i, 4) rows (class, start_s, end_s, score)."""
     from himnet_fast.postprocess import detect_videos
 
-    return detect_videos([o.attention for o in outputs], [o.cas_hat for o in outputs], detection_config(settings),
-                         backend=backend or settings.post_backend)
+    return detect_videos([o.attention for o in outputs], [o.cas_hat for o in outputs], settings, backend=backend)
 
 
 def results_json(dataset, outputs: Sequence[VideoOutput], detections: Sequence[np.ndarray]) -> dict:
@@ -148,7 +139,7 @@ def gt_classes_only(results: dict, gt: dict) -> dict:
 
 
 def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequence[VideoOutput],
-             detections: Sequence[np.ndarray], settings: DetectSettings) -> dict:
+             detections: Sequence[np.ndarray], settings: DetectionConfig) -> dict:
     """Metrics of one evaluation: ``mAP`` (tIoU -> %), ``avg`` (the last summary range, %),
     ``avg_<lo>_<hi>`` per summary range, ``snippet_accuracy`` (%), ``classes_without_detections``
     (ground-truth classes never predicted), absent-class firing (:func:`absent_class_firing`)."""
@@ -168,7 +159,7 @@ def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequen
     metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
     metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs)
     metrics["classes_without_detections"] = int((np.asarray(result.num_predictions) == 0).sum())
-    metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.infer_r))
+    metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.r))
     return metrics
 
 

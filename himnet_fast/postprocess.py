@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
@@ -24,17 +25,22 @@ __all__ = ["DetectionConfig", "detect_videos", "to_results_json", "select_video_
 
 @dataclass
 class DetectionConfig:
-    """Settings of ``detect_videos`` (defaults: DESIGN.md section 3).
+    """Settings of ``detect_videos``, and the ``detect`` section of a run's config (each field is
+    an option of ``python -m himnet_fast.train``; defaults: DESIGN.md section 3 and the base
+    code, CO2-Net).
 
-    r: top-k ratio of the video scores, k = max(1, T // r).
+    r: top-k ratio of the video scores, k = max(1, T // r) (option ``--infer-r``).
     class_threshold: keep classes whose video score >= it (else the argmax).
-    thresholds: attention thresholds of the proposals.
+    thresholds: attention thresholds of the proposals (option: comma-separated numbers).
     oic_weight: weight of the video score added to the OIC score.
     nms: "soft" or "hard"; iou_threshold (hard, and linear soft), sigma (gaussian),
-    soft_method "gaussian" | "linear"; min_score: drop detections scored below it;
-    offset: 0 continuous IoU, 1 legacy "+1" IoU.
+    soft_method "gaussian" | "linear".
+    min_score: drop detections scored below it; None (the base code's choice, the default)
+    keeps every one: dropping the tail of a ranking can only lower AP.
+    offset: 1 (the base code's "+1" IoU on snippet indices, the default) or 0 (continuous IoU).
     seconds_per_snippet: 16 frames at 25 fps.
     max_per_video: keep only the highest-scored detections of each video (None: all).
+    backend: "auto" | "cpp" | "reference" for the proposal and NMS ops (option ``--post-backend``).
     """
 
     r: int = 10
@@ -45,10 +51,11 @@ class DetectionConfig:
     iou_threshold: float = 0.7
     sigma: float = 0.3
     soft_method: str = "gaussian"
-    min_score: float = 0.0
-    offset: int = 0
+    min_score: Optional[float] = None
+    offset: int = 1
     seconds_per_snippet: float = SECONDS_PER_SNIPPET
-    max_per_video: int | None = None
+    max_per_video: Optional[int] = None
+    backend: str = "auto"
 
     def __post_init__(self):
         self.thresholds = tuple(float(t) for t in np.asarray(self.thresholds, dtype=np.float64).reshape(-1))
@@ -68,6 +75,10 @@ class DetectionConfig:
             raise ValueError(f"DetectionConfig: offset must be 0 or 1, got {self.offset}")
         if self.max_per_video is not None and self.max_per_video < 0:
             raise ValueError(f"DetectionConfig: max_per_video must be >= 0 or None, got {self.max_per_video}")
+        if self.min_score is not None and math.isnan(self.min_score):
+            raise ValueError("DetectionConfig: min_score must be a number or None, got NaN")
+        if self.backend not in ("auto", "cpp", "reference"):
+            raise ValueError(f"DetectionConfig: backend must be 'auto', 'cpp' or 'reference', got {self.backend!r}")
 
     @property
     def nms_method(self) -> str:
@@ -123,14 +134,14 @@ def select_video_classes(scores, threshold: float = 0.2):
     return rows, scores[rows[:, 0], rows[:, 1]]
 
 
-def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: str = "auto") -> list[np.ndarray]:
+def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: str | None = None) -> list[np.ndarray]:
     """Detections of a list of videos.
 
     Args:
         attention: list of V arrays/tensors (T_i,), the attention A of each video.
         cas: list of V arrays/tensors (T_i, K), S_hat = S * A (background last), same T_i.
         cfg: DetectionConfig (defaults when None).
-        backend: "auto" | "cpp" | "reference" for the proposal and NMS ops.
+        backend: "auto" | "cpp" | "reference" for the proposal and NMS ops (None: cfg.backend).
 
     Returns:
         list of V float64 arrays (n_i, 4), rows (class, start_s, end_s, score): classes
@@ -138,6 +149,7 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
         cfg.max_per_video, the top detections of the video by score instead.
     """
     cfg = cfg or DetectionConfig()
+    backend = backend or cfg.backend
     if len(attention) != len(cas):
         raise ValueError(f"detect_videos: got {len(attention)} attention arrays but {len(cas)} cas arrays")
     att = [_as_numpy("attention", i, a, 1) for i, a in enumerate(attention)]

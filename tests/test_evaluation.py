@@ -198,3 +198,16 @@ def test_reference_port_fast_loop_equals_the_literal_official_loop():
         fast = official.evaluate(gt, results, THUMOS14_TIOUS, "test")
         literal = official.evaluate(gt, results, THUMOS14_TIOUS, "test", literal=True)
         assert np.array_equal(fast[0], literal[0]) and list(fast[2]) == list(literal[2])
+
+
+def test_negative_scores_rank_as_in_the_official_code():
+    """The base code's detector keeps negatively scored detections (no score floor); they rank
+    below the others, and the mAP equals the official code's."""
+    gt = _gt({"v1": [(0, 10, "a"), (20, 30, "a")], "v2": [(5, 15, "b")]})
+    pred = _results({"v1": [(0, 10, "a", -0.5), (20, 31, "a", 0.3), (40, 50, "a", -0.1)],
+                     "v2": [(5, 14, "b", -2.0), (30, 40, "b", -1.0)]})
+    r = detection_map(gt, pred, [0.5, 0.7])
+    ap, mAP, _ = official.evaluate(gt, pred, [0.5, 0.7])
+    np.testing.assert_allclose(r.mAP, mAP, rtol=0, atol=1e-15)
+    # Class a at 0.5: ranks 0.3 (TP), -0.1 (FP), -0.5 (TP): AP = 1/2 * 1 + 1/2 * 2/3.
+    assert r.ap[0, 0] == pytest.approx(1 / 2 + 1 / 3)

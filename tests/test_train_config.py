@@ -68,6 +68,8 @@ def test_overrides_only_touch_what_was_typed():
     (["--scl-variant", "bogus"], "--scl-variant"),
     (["--mil-norm", "co2"], "--mil-norm"),
     (["--suppression", "min"], "--suppression"),
+    (["--offset", "2"], "offset must be 0 or 1"),
+    (["--post-backend", "cuda"], "backend must be"),
     (["--no-mil", "--no-cll", "--no-vcl", "--no-scl"], "--mil/cll/vcl/scl"),
     (["--batch-size", "4", "--num-pairs", "3"], "--num-pairs"),
     (["--device", "tpu"], "--device"),
@@ -167,3 +169,26 @@ def test_missing_gpu_is_reported_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="--device: 'cuda' requested but no CUDA device"):
         main(["--device", "cuda", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
     assert not (tmp_path / "cache").exists()
+
+
+def test_detection_options_are_the_detection_config():
+    """One dataclass (postprocess.DetectionConfig) is the run's detect section; every field is an
+    option, and every preset keeps the base code's detection: no score floor, "+1" IoU."""
+    from himnet_fast.postprocess import DetectionConfig
+
+    cfg, _ = parse_config(["--thresholds", "0.2,0.5", "--min-score", "0.1", "--offset", "0",
+                           "--post-backend", "reference", "--infer-r", "8", "--seconds-per-snippet", "0.5"])
+    assert isinstance(cfg.detect, DetectionConfig)
+    assert cfg.detect.thresholds == (0.2, 0.5) and cfg.detect.min_score == 0.1 and cfg.detect.offset == 0
+    assert (cfg.detect.backend, cfg.detect.r, cfg.detect.seconds_per_snippet) == ("reference", 8, 0.5)
+    for name in ("synthetic", "thumos14", "anet13"):
+        assert preset(name).detect.min_score is None and preset(name).detect.offset == 1, name
+    assert RunConfig.from_dict(cfg.to_dict()).detect == cfg.detect
+
+
+def test_checkpoints_with_the_old_detection_keys_still_load():
+    d = preset("synthetic").to_dict()
+    d["detect"]["infer_r"] = d["detect"].pop("r")
+    d["detect"]["post_backend"] = d["detect"].pop("backend")
+    cfg = RunConfig.from_dict(d)
+    assert cfg.detect.r == 10 and cfg.detect.backend == "auto"

@@ -8,7 +8,8 @@ Tie orders downstream depend on them.
 Bad input raises :class:`EvaluationInputError` naming the file, video and key:
 malformed JSON, a missing key, a segment that is not ``[start, end]`` numbers, NaN/inf,
 ``end < start`` (zero-length segments are allowed: ActivityNet has some), a score that is
-not a finite number >= 0 (booleans among numbers read as 0/1, as numpy converts them),
+not a finite number (booleans among numbers read as 0/1, as numpy converts them; negative
+scores are ranks like any other, as in the official code: the base code's detector emits them),
 a predicted label that is not a ground-truth class of the subset
 (an error in the official code too).
 
@@ -283,7 +284,7 @@ def _parse_results(results: dict, gt: GroundTruth, source: str) -> Predictions:
         label = np.fromiter(map(class_index.get, labels), dtype=np.int64, count=len(labels))
         score = np.asarray(scores)
         seg = _fast_segments(segments)
-        ok = (seg is not None and score.dtype.kind in "iuf" and np.isfinite(score).all() and (score >= 0).all())
+        ok = (seg is not None and score.dtype.kind in "iuf" and np.isfinite(score).all())
     except (KeyError, TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
@@ -303,8 +304,8 @@ def _check_detection(det, source: str, video: str, key: str, class_index: Dict[s
                                    f"({len(class_index)} classes, e.g. {list(class_index)[:3]})", video, key + ".label")
     if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
         raise EvaluationInputError(source, f"score must be a number, got {score!r}", video, key + ".score")
-    if not np.isfinite(score) or score < 0:
-        raise EvaluationInputError(source, f"score must be finite and >= 0, got {score!r}", video, key + ".score")
+    if not np.isfinite(score):
+        raise EvaluationInputError(source, f"score must be finite, got {score!r}", video, key + ".score")
     _segment(det["segment"], source, video, key + ".segment")
 
 
