@@ -12,10 +12,11 @@ from torch import nn
 
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
-from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, vcl_loss
+from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, attention_norm_loss, guide_loss,
+                                         vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
 
-LOSS_KEYS = ("mil", "cll", "vcl", "scl", "total")
+LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "total")
 
 
 @dataclass
@@ -28,6 +29,10 @@ class LossConfig:
     ``suppression``: S_hat of L_MIL and L_VCL, "product" (S * A, the paper's text) or "shifted"
     (CO2-Net's A * (S - min over classes) + min).
     ``num_pairs``: leading batch pairs for VCL.
+    ``norm_weight``, ``guide_weight``: CO2-Net's extra attention terms, off (0) by default, the
+    base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
+    (``reference.losses.attention_norm_loss`` / ``guide_loss``; computed in PyTorch for every
+    backend, like VCL).
     ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
     every step (costs host syncs on a GPU; the data layer already rejects NaN features).
     """
@@ -40,6 +45,8 @@ class LossConfig:
     use_cll: bool = True
     use_vcl: bool = True
     use_scl: bool = True
+    norm_weight: float = 0.0
+    guide_weight: float = 0.0
     scl_variant: str = "self"
     mil_norm: str = "paper"
     suppression: str = "product"
@@ -52,6 +59,8 @@ class LossConfig:
         check_number("lambda2", self.lambda2, 0.0)
         check_number("alpha", self.alpha, 0.0)
         check_number("delta", self.delta)
+        check_number("norm_weight", self.norm_weight, 0.0)
+        check_number("guide_weight", self.guide_weight, 0.0)
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
         check_choice("suppression", self.suppression, SUPPRESSIONS)
@@ -66,8 +75,8 @@ class HiMNetCriterion(nn.Module):
     """Eq. 11 with switches.
 
     forward(A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k: int)
-    -> {"mil", "cll", "vcl", "scl", "total"}: 0-D tensors; the terms are unweighted, a
-    disabled term is reported as 0 and left out of ``total``.
+    -> {"mil", "cll", "vcl", "scl", "norm", "guide", "total"}: 0-D tensors; the terms are
+    unweighted, a disabled term (or one of weight 0) is reported as 0 and left out of ``total``.
     """
 
     def __init__(self, cfg: LossConfig | None = None):
@@ -78,7 +87,7 @@ class HiMNetCriterion(nn.Module):
         """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors."""
         cfg = self.cfg
         zero = S.new_zeros(())
-        out = dict.fromkeys(("mil", "cll", "vcl", "scl"), zero)
+        out = dict.fromkeys(("mil", "cll", "vcl", "scl", "norm", "guide"), zero)
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
@@ -92,5 +101,10 @@ class HiMNetCriterion(nn.Module):
                     out[name] = getattr(terms, name)
         if cfg.use_vcl:
             out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs, cfg.suppression)
-        out["total"] = out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
+        if cfg.norm_weight:
+            out["norm"] = attention_norm_loss(A)
+        if cfg.guide_weight:
+            out["guide"] = guide_loss(S, A)
+        out["total"] = (out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
+                        + cfg.norm_weight * out["norm"] + cfg.guide_weight * out["guide"])
         return out

@@ -37,7 +37,8 @@ def test_criterion_combines_terms_as_eq11():
     A, S, X, labels = batch()
     out = HiMNetCriterion(LossConfig(lambda1=2.0, lambda2=0.5))(A, S, X, labels, 2)
     ref = reference_terms(A, S, X, labels, 2)
-    assert set(out) == {"mil", "cll", "vcl", "scl", "total"}
+    assert set(out) == {"mil", "cll", "vcl", "scl", "norm", "guide", "total"}
+    assert out["norm"].item() == 0.0 and out["guide"].item() == 0.0  # CO2-Net's terms are opt-in
     for name in ref:
         torch.testing.assert_close(out[name], ref[name])
     assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
@@ -125,3 +126,16 @@ def test_triton_backend_gives_the_reference_total_and_gradients(disabled, kernel
         grads[backend] = (out["total"].detach(), S_.grad, A_.grad, X_.grad)
     for ref, fast in zip(grads["reference"], grads["triton"]):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_co2net_attention_terms_are_opt_in_and_weighted():
+    """norm_weight / guide_weight add CO2-Net's mean(A) and mean |1 - a - b_bg| to the total."""
+    A, S, X, labels = batch(2)
+    base = HiMNetCriterion(LossConfig(backend="reference"))(A, S, X, labels, 2)
+    out = HiMNetCriterion(LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.5))(A, S, X, labels, 2)
+    b_bg = torch.softmax(S, dim=-1)[..., -1]
+    torch.testing.assert_close(out["norm"], A.mean())
+    torch.testing.assert_close(out["guide"], (1.0 - A - b_bg).abs().mean())
+    torch.testing.assert_close(out["total"], base["total"] + 0.8 * A.mean() + 0.5 * (1.0 - A - b_bg).abs().mean())
+    with pytest.raises(ValueError, match="guide_weight"):
+        LossConfig(guide_weight=-1.0)

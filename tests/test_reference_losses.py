@@ -564,3 +564,11 @@ def test_mil_loss_shifted_suppression_by_hand():
     # Shift the logits by +1: S * A changes, the shifted S_hat only moves by +1 (softmax-invariant).
     close(R.mil_loss(S + 1.0, A, labels, 2, suppression="shifted"), float(R.mil_loss(S, A, labels, 2)))
     assert abs(float(R.mil_loss(S + 1.0, A, labels, 2)) - float(R.mil_loss(S, A, labels, 2))) > 1e-3
+
+
+def test_co2net_attention_terms_by_hand():
+    # A = [[0.2, 0.6]]; S rows give b_bg = softmax([0, 0])[1] = 1/2 and softmax([ln 3, 0])[1] = 1/4.
+    A = t64([[0.2, 0.6]])
+    S = t64([[[0.0, 0.0], [math.log(3.0), 0.0]]])
+    close(R.attention_norm_loss(A), 0.4)
+    close(R.guide_loss(S, A), (abs(1 - 0.2 - 0.5) + abs(1 - 0.6 - 0.25)) / 2)

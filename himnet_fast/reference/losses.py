@@ -382,6 +382,25 @@ def scl_loss(S: torch.Tensor, A: torch.Tensor, alpha: float = 4.0, variant: str 
     return scl_terms(b, a, b, a, alpha, variant).mean()
 
 
+# --------------------------------------------------------------------------- CO2-Net's attention terms
+
+
+def attention_norm_loss(A: torch.Tensor) -> torch.Tensor:
+    """CO2-Net's ``loss_norm`` (not in the paper; opt-in): mean of the attention, pushing it
+    towards sparsity. A: (B, T) -> 0-D tensor."""
+    check_tensor("A", A, 2)
+    return A.mean()
+
+
+def guide_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """CO2-Net's ``loss_guide`` (the paper's L_guide of Table 4; opt-in): mean over snippets of
+    |1 - a_t - b_t|, b the background probability (Eq. 3): attention and background disagree.
+    S: (B, T, K), A: (B, T) -> 0-D tensor."""
+    B, T, _ = _check_cas(S)
+    _check_attention(A, B, T, probability=False)
+    return (1.0 - A - snippet_softmax(S)[..., -1]).abs().mean()
+
+
 # --------------------------------------------------------------------------- fused terms, Eq. 11
 
 
