@@ -14,7 +14,9 @@ resumes where it stopped. Outputs in ``--out``:
   ``seeds`` and the per-seed lists ``avg`` (mAP averaged over tIoU 0.1:0.7, %) and ``acc``
   (snippet accuracy, %);
 - ``results.md``: per experiment, a Markdown table of mean ± std with the per-seed values and
-  the paper's figures beside them.
+  the paper's figures beside them, and the gradient balance: the norm of each weighted loss
+  term's gradient on A and on S at the last evaluation (``Trainer.step(diagnose=True)``),
+  mean over seeds (``grad_norms`` in results.json).
 
 Experiments: ``table3`` (the loss ablation of Table 3: its eight rows, in the paper's order).
 """
@@ -133,12 +135,20 @@ def collect(experiment: str, rows: Sequence[Row], runs: List[Run]) -> List[dict]
     for row in rows:
         entry = {"name": row.name, "flags": list(row.flags), "seeds": [], "avg": [], "acc": [],
                  "paper_avg": row.paper_avg, "paper_acc": row.paper_acc}
+        norms: Dict[str, Dict[str, List[float]]] = {}
         for run in runs:
             if run.row == row and run.metrics_path.is_file():
                 metrics = json.loads(run.metrics_path.read_text())
                 entry["seeds"].append(run.seed)
                 entry["avg"].append(round(float(metrics[AVG_KEY]), 3))
                 entry["acc"].append(round(float(metrics["snippet_accuracy"]), 3))
+                last = (metrics.get("grad_norms") or [{}])[-1]
+                for term, by_input in last.items():
+                    if term != "iteration":
+                        for key, value in by_input.items():
+                            norms.setdefault(term, {}).setdefault(key, []).append(value)
+        entry["grad_norms"] = {term: {key: statistics.mean(v) for key, v in by_input.items()}
+                               for term, by_input in norms.items()}
         table.append(entry)
     return table
 
@@ -164,6 +174,16 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
                          f"{_mean_std(e['acc'])} | {', '.join(f'{v:.1f}' for v in e['avg'])} | "
                          f"{', '.join(f'{v:.1f}' for v in e['acc'])} | {paper} |")
         lines.append("")
+        terms = [t for t in ("mil", "cll", "vcl", "scl", "norm", "guide")
+                 if any(t in e.get("grad_norms", {}) for e in table)]
+        if terms:
+            lines += ["Gradient norms of the weighted terms on A / on S at the last evaluation (mean over seeds):", "",
+                      "| row | " + " | ".join(terms) + " |", "|---|" + "---|" * len(terms)]
+            for e in table:
+                g = e.get("grad_norms", {})
+                cells = [f"{g[t]['A']:.2e} / {g[t]['S']:.2e}" if t in g else "-" for t in terms]
+                lines.append(f"| {e['name']} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 

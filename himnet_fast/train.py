@@ -133,6 +133,7 @@ def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None
         "num_detections": int(sum(len(d) for d in last["detections"])),
         "wall_time_s": timer.report(),
         "evaluations": trainer.evaluations,
+        "grad_norms": trainer.grad_norms,
         "config": cfg.to_dict(),
     }
     _write_json(out / "metrics.json", report)

@@ -88,15 +88,23 @@ class Trainer:
         self.iteration = 0
         self.history: dict[str, list] = {key: [] for key in ("iteration",) + LOSS_KEYS}
         self.evaluations: list[dict] = []
+        self.grad_norms: list[dict] = []  # the gradient-balance diagnostic, one entry per evaluation
 
     # ------------------------------------------------------------------ one step
-    def step(self) -> dict[str, float]:
-        """One optimisation step on one batch; returns the (unweighted) loss terms."""
+    def step(self, diagnose: bool = False) -> dict[str, float]:
+        """One optimisation step on one batch; returns the (unweighted) loss terms.
+
+        diagnose: also log, in ``grad_norms``, the L2 norm of each weighted loss term's gradient
+        on the attention A and on the CAS S of this batch (which term drives the training). It
+        reuses this step's forward pass and draws no random numbers, so training is unchanged.
+        """
         self.model.train()
         _, X, labels = next(self.batches)
         X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         A, S, X_hat = self.model(X)
         terms = self.criterion(A, S, X_hat, labels, self.k)
+        if diagnose:
+            self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
@@ -112,6 +120,18 @@ class Trainer:
             self.history[key].append(values[key])
         return values
 
+    def _term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor) -> dict:
+        """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|}} for each term in the total (weight w != 0)."""
+        cfg = self.criterion.cfg
+        weights = {"mil": float(cfg.use_mil), "cll": float(cfg.use_cll), "vcl": cfg.lambda1 * cfg.use_vcl,
+                   "scl": cfg.lambda2 * cfg.use_scl, "norm": cfg.norm_weight, "guide": cfg.guide_weight}
+        norms = {}
+        for name, w in weights.items():
+            if w and terms[name].requires_grad:
+                gA, gS = torch.autograd.grad(w * terms[name], (A, S), retain_graph=True, allow_unused=True)
+                norms[name] = {key: 0.0 if g is None else float(g.norm()) for key, g in (("A", gA), ("S", gS))}
+        return norms
+
     # ------------------------------------------------------------------ the loop
     def fit(self, until: int, evaluate: Optional[EvalFn] = None, checkpoint: Optional[CheckpointFn] = None) -> None:
         """Train until iteration ``until``. Every ``eval_every`` iterations (and at the end)
@@ -122,11 +142,13 @@ class Trainer:
                    dynamic_ncols=True)
         try:
             while self.iteration < until:
-                values = self.step()
+                evaluating = evaluate is not None and (self.iteration + 1 == until
+                                                       or _due(self.iteration + 1, sched.eval_every))
+                values = self.step(diagnose=evaluating)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 last = self.iteration == until
-                if evaluate is not None and (last or _due(self.iteration, sched.eval_every)):
+                if evaluating:
                     # Evaluation must not consume the training RNG streams.
                     with torch.random.fork_rng(devices=[]):
                         result = evaluate(self)
@@ -149,6 +171,7 @@ class Trainer:
             "rng": rng_state(),
             "history": self.history,
             "evaluations": self.evaluations,
+            "grad_norms": self.grad_norms,
             "feature_dim": self.dataset.feature_dim,
             "classlist": list(self.dataset.classlist),
         }
@@ -165,7 +188,10 @@ class Trainer:
         set_rng_state(state["rng"])
         self.iteration = int(state["iteration"])
         self.history = {key: list(values) for key, values in state["history"].items()}
+        for key in LOSS_KEYS:  # a term added since the checkpoint was written: 0 so far
+            self.history.setdefault(key, [0.0] * len(self.history["iteration"]))
         self.evaluations = list(state["evaluations"])
+        self.grad_norms = list(state.get("grad_norms", []))
 
 
 def _numbers(result: dict) -> str:

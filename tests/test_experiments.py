@@ -37,6 +37,11 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert (full_cfg["use_cll"], full_cfg["use_vcl"], full_cfg["use_scl"]) == (True, True, True)
     table = (out / "results.md").read_text()
     assert "| MIL | --no-cll --no-vcl --no-scl |" in table and "39.3 / 61.7" in table
+    # The gradient balance: MIL alone has only the MIL term; Full has all four, each with a norm on S.
+    assert set(results[0]["grad_norms"]) == {"mil"}
+    assert set(results[1]["grad_norms"]) == {"mil", "cll", "vcl", "scl"}
+    assert all(results[1]["grad_norms"][t]["S"] > 0 for t in ("mil", "cll", "scl"))
+    assert "Gradient norms of the weighted terms" in table
 
     stamp = (out / "table3" / "mil" / "seed3" / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0  # resumed: every run is finished, nothing runs again

@@ -134,3 +134,17 @@ def test_anet13_preset_reports_the_activitynet_thresholds(tmp_path, capsys):
     assert report["config"]["data"]["clip_len"] == 96  # the option given, over the preset's 60
     header = capsys.readouterr().out.strip().splitlines()[-2]
     assert header.startswith("Method | mAP@0.5 | mAP@0.55 |") and header.endswith("| AVG(0.5:0.95)")
+
+
+def test_gradient_diagnostic_leaves_training_unchanged(cache, tmp_path):
+    """Evaluations (and the gradient norms logged with them) at different iterations give the
+    same weights: the diagnostic reuses the step's forward and draws no random numbers."""
+    main(tiny(cache, tmp_path / "often", "--iters", "4", "--eval-every", "1", "--timelines", "0"))
+    main(tiny(cache, tmp_path / "once", "--iters", "4", "--eval-every", "4", "--timelines", "0"))
+    often = load_checkpoint(tmp_path / "often" / "checkpoint.pt")
+    once = load_checkpoint(tmp_path / "once" / "checkpoint.pt")
+    for key, value in once["model"].items():
+        assert torch.equal(value, often["model"][key]), key
+    norms = json.loads((tmp_path / "often" / "metrics.json").read_text())["grad_norms"]
+    assert [n["iteration"] for n in norms] == [1, 2, 3, 4]
+    assert set(norms[0]) == {"iteration", "mil", "cll", "vcl", "scl"} and norms[0]["mil"]["S"] > 0
