@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from himnet_fast.losses import LossConfig
+from himnet_fast.model import GATES, INITS
 from himnet_fast.postprocess import DetectionConfig
 from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS
 
@@ -54,12 +55,15 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """Size of the HiM-Net network (the feature dim and class count come from the data)."""
+    """The HiM-Net network (the feature dim and class count come from the data); gate and init:
+    the readings of ``himnet_fast.model`` ("co2net" | "cosine", "kaiming" | "xavier")."""
 
     hidden_dim: int = 2048
     attention_dim: int = 512
     dropout: float = 0.7
     attention_dropout: float = 0.5
+    gate: str = "cosine"
+    init: str = "xavier"
 
 
 @dataclass
@@ -149,6 +153,8 @@ class RunConfig:
             _check(0.0 <= p < 1.0, option, f"must lie in [0, 1), got {p}")
         _check(self.optim.lr > 0, "lr", f"must be > 0, got {self.optim.lr}")
         _check(self.optim.weight_decay >= 0, "weight-decay", f"must be >= 0, got {self.optim.weight_decay}")
+        _check(self.model.gate in GATES, "gate", f"must be one of {GATES}, got {self.model.gate!r}")
+        _check(self.model.init in INITS, "init", f"must be one of {INITS}, got {self.model.init!r}")
         loss = self.loss
         _check(loss.scl_variant in SCL_VARIANTS, "scl-variant", f"must be one of {SCL_VARIANTS}, got {loss.scl_variant!r}")
         _check(loss.mil_norm in MIL_NORMS, "mil-norm", f"must be one of {MIL_NORMS}, got {loss.mil_norm!r}")

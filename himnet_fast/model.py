@@ -5,6 +5,14 @@ Two branches over snippet features X = [RGB | flow] (B, T, feature_dim):
   attention A is the mean of the two modality attentions (each a sigmoid);
 - classification branch: fusion unit on the concatenated filtered features -> X_hat, then
   a classification head -> class activation map S with C+1 classes (background last).
+
+Two readings of the filter, named after their source (``gate``):
+- ``"co2net"``: CO2-Net's ``BWA_fusion_dropout_feat_v2``, sigmoid(bit_wise * channel) * v, the
+  channel descriptor multiplying each channel of the bit-wise features;
+- ``"cosine"``: this project's first reading: one gate per snippet from the cosine of the
+  normalised channel descriptor and bit-wise features, sigmoid(bit_wise * cos) * v.
+And two initialisations (``init``): ``"kaiming"`` (CO2-Net's ``kaiming_uniform_``, zero bias)
+and ``"xavier"`` (Xavier-uniform, zero bias).
 """
 from __future__ import annotations
 
@@ -14,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from himnet_fast.validation import check_int, check_number, check_shape, check_tensor
+from himnet_fast.validation import check_choice, check_int, check_number, check_shape, check_tensor
+
+GATES = ("co2net", "cosine")
+INITS = ("kaiming", "xavier")
 
 
 @dataclass
@@ -29,6 +40,8 @@ class HiMNetConfig:
     attention_dim: int = 512
     attention_dropout: float = 0.5
     negative_slope: float = 0.2
+    gate: str = "cosine"
+    init: str = "xavier"
 
     @classmethod
     def cpu_small(cls, num_classes: int = 20, feature_dim: int = 256) -> "HiMNetConfig":
@@ -47,6 +60,8 @@ class HiMNetConfig:
             if p >= 1.0:
                 raise ValueError(f"{name}: must be in [0, 1), got {p}")
         check_number("negative_slope", self.negative_slope, 0.0)
+        check_choice("gate", self.gate, GATES)
+        check_choice("init", self.init, INITS)
 
 
 def _conv_block(cin: int, cout: int, kernel: int, slope: float, dropout: float) -> nn.Sequential:
@@ -61,8 +76,9 @@ class ModalityAttention(nn.Module):
     (a (B, 1, T) in (0, 1), filtered (B, n, T)).
     """
 
-    def __init__(self, n: int, attention_dim: int, dropout: float, slope: float):
+    def __init__(self, n: int, attention_dim: int, dropout: float, slope: float, gate: str = "cosine"):
         super().__init__()
+        self.gate = gate
         # The filter multiplies by v elementwise, so the embedding width equals n.
         self.channel_conv = _conv_block(n, n, 3, slope, dropout)
         self.bit_wise = _conv_block(n, n, 3, slope, dropout)
@@ -79,10 +95,13 @@ class ModalityAttention(nn.Module):
         """v, f: (B, n, T) -> (a (B, 1, T), filtered (B, n, T))."""
         # Global (temporal-average) channel descriptor of v; on a length-1 input the k=3 conv
         # only uses its centre tap (as in CO2-Net).
-        channel = F.normalize(self.channel_conv(v.mean(dim=2, keepdim=True)), dim=1)  # (B, n, 1)
+        channel = self.channel_conv(v.mean(dim=2, keepdim=True))  # (B, n, 1)
         bit_wise = self.bit_wise(f)  # (B, n, T)
-        temporal = torch.einsum("bno,bnt->bot", channel, F.normalize(bit_wise, dim=1))  # (B, 1, T)
-        filtered = torch.sigmoid(bit_wise * temporal) * v
+        if self.gate == "co2net":
+            filtered = torch.sigmoid(bit_wise * channel) * v
+        else:
+            cosine = torch.einsum("bno,bnt->bot", F.normalize(channel, dim=1), F.normalize(bit_wise, dim=1))  # (B, 1, T)
+            filtered = torch.sigmoid(bit_wise * cosine) * v
         return self.attention(filtered), filtered
 
 
@@ -90,7 +109,7 @@ class HiMNet(nn.Module):
     """HiM-Net / CO2-Net network.
 
     forward(X: (B, T, feature_dim)) -> (A: (B, T) in (0, 1), S: (B, T, C+1), X_hat: (B, T, hidden_dim)).
-    Weights: Xavier-uniform, zero bias (as CO2-Net).
+    gate, init: the readings of the module docstring.
     """
 
     def __init__(
@@ -102,22 +121,24 @@ class HiMNet(nn.Module):
         attention_dim: int = 512,
         attention_dropout: float = 0.5,
         negative_slope: float = 0.2,
+        gate: str = "cosine",
+        init: str = "xavier",
     ):
         super().__init__()
         self.config = HiMNetConfig(
-            feature_dim, hidden_dim, num_classes, dropout, attention_dim, attention_dropout, negative_slope
+            feature_dim, hidden_dim, num_classes, dropout, attention_dim, attention_dropout, negative_slope, gate, init
         )
         n = feature_dim // 2
         slope = negative_slope
-        self.rgb_attention = ModalityAttention(n, attention_dim, attention_dropout, slope)
-        self.flow_attention = ModalityAttention(n, attention_dim, attention_dropout, slope)
+        self.rgb_attention = ModalityAttention(n, attention_dim, attention_dropout, slope, gate)
+        self.flow_attention = ModalityAttention(n, attention_dim, attention_dropout, slope, gate)
         self.fusion = _conv_block(feature_dim, hidden_dim, 1, slope, dropout)
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
             _conv_block(hidden_dim, hidden_dim, 3, slope, dropout),
             nn.Conv1d(hidden_dim, num_classes + 1, 1),
         )
-        self.apply(_init_weights)
+        self.apply(_INITIALISERS[init])
 
     @classmethod
     def from_config(cls, cfg: HiMNetConfig) -> "HiMNet":
@@ -144,8 +165,14 @@ class HiMNet(nn.Module):
         return A.squeeze(1), S.transpose(1, 2), X_hat.transpose(1, 2)
 
 
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Conv1d):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+def _initialiser(weight_init):
+    def init(module: nn.Module) -> None:
+        if isinstance(module, nn.Conv1d):
+            weight_init(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return init
+
+
+# kaiming_uniform_ with its defaults (a = 0: bound sqrt(6 / fan_in)), as CO2-Net's weights_init.
+_INITIALISERS = {"kaiming": _initialiser(nn.init.kaiming_uniform_), "xavier": _initialiser(nn.init.xavier_uniform_)}

@@ -30,7 +30,7 @@ def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
     """The network of ``cfg`` for features of ``feature_dim`` and ``num_classes`` classes."""
     m = cfg.model
     return HiMNet(feature_dim=feature_dim, hidden_dim=m.hidden_dim, num_classes=num_classes, dropout=m.dropout,
-                  attention_dim=m.attention_dim, attention_dropout=m.attention_dropout)
+                  attention_dim=m.attention_dim, attention_dropout=m.attention_dropout, gate=m.gate, init=m.init)
 
 
 def loss_config(cfg: RunConfig) -> LossConfig:

@@ -1,4 +1,5 @@
 """HiMNet (CO2-Net architecture): shapes, determinism, gradients to every parameter, input checks."""
+import math
 import pytest
 import torch
 
@@ -122,3 +123,36 @@ def test_cpu_small_preset():
     assert (cfg.feature_dim, cfg.hidden_dim, cfg.attention_dim, cfg.num_classes) == (256, 256, 64, 7)
     A, S, X_hat = HiMNet.from_config(cfg).eval()(torch.randn(1, 3, 256))
     assert S.shape == (1, 3, 8) and X_hat.shape == (1, 3, 256)
+
+
+def test_co2net_gate_filters_each_channel():
+    """gate="co2net": filtered = sigmoid(bit_wise * channel) * v with the channel descriptor
+    per channel (CO2-Net's BWA module), recomputed here from the module's own layers."""
+    torch.manual_seed(0)
+    module = HiMNet(feature_dim=12, hidden_dim=8, num_classes=3, attention_dim=4, gate="co2net").rgb_attention.eval()
+    v, f = torch.randn(2, 6, 9), torch.randn(2, 6, 9)
+    a, filtered = module(v, f)
+    channel = module.channel_conv(v.mean(dim=2, keepdim=True))
+    torch.testing.assert_close(filtered, torch.sigmoid(module.bit_wise(f) * channel) * v)
+    torch.testing.assert_close(a, module.attention(filtered))
+    cosine = HiMNet(feature_dim=12, hidden_dim=8, num_classes=3, attention_dim=4, gate="cosine").rgb_attention
+    cosine.load_state_dict(module.state_dict())
+    assert not torch.allclose(cosine.eval()(v, f)[1], filtered)  # the two readings differ
+
+
+def test_kaiming_init_as_co2net():
+    """init="kaiming": kaiming_uniform_ defaults, |w| <= sqrt(6 / fan_in), zero bias."""
+    torch.manual_seed(0)
+    model = HiMNet(feature_dim=64, hidden_dim=64, num_classes=5, attention_dim=32, init="kaiming")
+    conv = model.fusion[0]
+    bound = math.sqrt(6.0 / (conv.in_channels * conv.kernel_size[0]))
+    assert 0.9 * bound < conv.weight.abs().max() <= bound and conv.bias.abs().max() == 0
+    xavier = HiMNet(feature_dim=64, hidden_dim=64, num_classes=5, attention_dim=32).fusion[0]
+    assert xavier.weight.abs().max() <= math.sqrt(6.0 / (64 + 64))  # Xavier's bound, smaller
+
+
+def test_unknown_gate_or_init_is_rejected():
+    with pytest.raises(ValueError, match="gate"):
+        HiMNet(feature_dim=8, hidden_dim=8, num_classes=3, attention_dim=4, gate="dot")
+    with pytest.raises(ValueError, match="init"):
+        HiMNet(feature_dim=8, hidden_dim=8, num_classes=3, attention_dim=4, init="normal")
