@@ -35,9 +35,10 @@ def tiny(cache: Path, out: Path, *extra: str) -> list:
 
 
 def test_training_beats_the_untrained_model_end_to_end(cache, tmp_path, capsys):
-    # MIL + CLL: at a budget this small the full Eq. 11 flattens the attention (SCL dominates;
-    # see the report of the training room), which would leave too thin a margin to test.
-    losses = ["--no-vcl", "--no-scl", "--lr", "3e-3"]
+    # The full default objective: all four losses of Eq. 11 at the paper's weights, with the
+    # readings docs/RESULTS.md chose. 100 iterations at lr 3e-3 on the tiny set: AVG 16.7 vs 0.1
+    # untrained (measured); the test asks for 5 points.
+    losses = ["--lr", "3e-3"]
     threads = torch.get_num_threads()
     untrained = main(tiny(cache, tmp_path / "untrained", "--iters", "0", *losses))
     assert torch.get_num_threads() == threads  # --threads 1 applies to the run only
