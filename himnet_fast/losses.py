@@ -71,6 +71,11 @@ class LossConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: expected a bool, got {getattr(self, name)!r}")
 
+    def term_weights(self) -> dict[str, float]:
+        """The weight of each term in the total (0 for a term switched off), in LOSS_KEYS order."""
+        return {"mil": float(self.use_mil), "cll": float(self.use_cll), "vcl": self.lambda1 * self.use_vcl,
+                "scl": self.lambda2 * self.use_scl, "norm": self.norm_weight, "guide": self.guide_weight}
+
 
 class HiMNetCriterion(nn.Module):
     """Eq. 11 with switches.
@@ -93,7 +98,8 @@ class HiMNetCriterion(nn.Module):
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
             # dS, dA during the forward and make the backward a no-op.
-            grad_weights = (float(cfg.use_mil), float(cfg.use_cll), cfg.lambda2 if cfg.use_scl else 0.0)
+            weights = cfg.term_weights()
+            grad_weights = (weights["mil"], weights["cll"], weights["scl"])
             terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
                                       mil_norm=cfg.mil_norm, suppression=cfg.suppression, backend=cfg.backend,
                                       check_values=cfg.check_values, grad_weights=grad_weights)

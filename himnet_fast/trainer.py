@@ -122,11 +122,8 @@ class Trainer:
 
     def _term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor) -> dict:
         """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|}} for each term in the total (weight w != 0)."""
-        cfg = self.criterion.cfg
-        weights = {"mil": float(cfg.use_mil), "cll": float(cfg.use_cll), "vcl": cfg.lambda1 * cfg.use_vcl,
-                   "scl": cfg.lambda2 * cfg.use_scl, "norm": cfg.norm_weight, "guide": cfg.guide_weight}
         norms = {}
-        for name, w in weights.items():
+        for name, w in self.criterion.cfg.term_weights().items():
             if w and terms[name].requires_grad:
                 gA, gS = torch.autograd.grad(w * terms[name], (A, S), retain_graph=True, allow_unused=True)
                 norms[name] = {key: 0.0 if g is None else float(g.norm()) for key, g in (("A", gA), ("S", gS))}

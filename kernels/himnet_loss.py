@@ -154,8 +154,11 @@ def _row_tile(
         w_eq_h = tl.load(weq_ptr + sel + b * K + cols, mask=cmask, other=0.0)
         c_mil = g_mil / k
         w_s = selection_weight(sortable_key(s), thr, w_eq)
-        s_up = tl.where(cmask[None, :], s, float("inf"))
-        m = tl.min(s_up, axis=1)  # the row minimum of the shifted S_hat (exact, as the select's)
+        if SHIFTED:
+            s_up = tl.where(cmask[None, :], s, float("inf"))
+            m = tl.min(s_up, axis=1)  # the row minimum of the shifted S_hat (exact, as the select's)
+        else:
+            m = a  # unused by the product
         w_h = selection_weight(sortable_key(suppressed(s, a, m, SHIFTED)), thr_h, w_eq_h)
         d_hat = c_mil * d_gam_h[None, :] * w_h  # dL/dS_hat
         dS = c_mil * d_gam[None, :] * w_s + d_hat * a[:, None]
@@ -262,8 +265,8 @@ def loss_config(T: int, K: int) -> tuple[int, int, int]:
     return block_t, block_k, warps
 
 
-def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, suppression, stats, part=None, grads=None, dS=None, dA=None,
-            weights=(0.0, 0.0, 0.0)):
+def _launch(mode, S, A, labels, k, alpha, variant, mil_norm, suppression, stats, part=None, grads=None,
+            dS=None, dA=None, weights=(0.0, 0.0, 0.0)):
     """Run ``_himnet_loss_kernel`` in one MODE (see its docstring); unused pointers get a stand-in."""
     B, T, K = S.shape
     gamma, thr, w_eq = stats
