@@ -304,11 +304,12 @@ def apply_overrides(cfg: RunConfig, given: dict[str, Any]) -> RunConfig:
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], Any], prog: str, argv: Optional[Sequence[str]] = None) -> int:
-    """Run an app's ``main(argv)``, printing a ``ValueError`` (bad options or data) as one
+    """Run an app's ``main(argv)``, printing a ``ValueError`` (bad options or data) or a
+    ``FloatingPointError`` (a non-finite loss, e.g. at an extreme learning rate) as one
     ``prog: error: ...`` line with exit status 2 instead of a traceback."""
     try:
         main(argv)
-    except ValueError as exc:
+    except (ValueError, FloatingPointError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0

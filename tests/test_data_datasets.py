@@ -1,5 +1,6 @@
 """Feature datasets: the three layouts, no-copy access, snippet labels, and bad feature files."""
 import json
+import re
 import shutil
 import warnings
 
@@ -8,6 +9,7 @@ import pytest
 
 from himnet_fast.data import (DataFormatError, DataWarning, detect_layout, ground_truth_json, load_dataset,
                               read_annotations, segment_snippets, snippet_labels, snippets_for_duration, synthesize)
+from himnet_fast.data.datasets import FEATURE_LIMIT
 from himnet_fast.data.layouts import ANET13, PER_VIDEO, THUMOS14
 
 FEATURES = THUMOS14.features_file
@@ -198,6 +200,21 @@ def test_nan_inf_fails_on_access_and_validate(tmp_path, packed_root, bad):
         ds.features(5)
     with pytest.raises(DataFormatError, match="NaN or inf"):
         load_dataset(root).validate(progress=False)
+
+
+@pytest.mark.parametrize("edit", [lambda x: x * np.float32(1e30), lambda x: np.where(x == x[3, 7], -2e6, x)])
+def test_features_too_large_for_the_network_fail(tmp_path, packed_root, edit):
+    """Finite but huge features (a user scaled them by 1e30) overflow the network's float32
+    arithmetic: rejected like NaN/inf, naming the video, the place and the bound."""
+    root = _copy(packed_root, tmp_path)
+    x = np.load(root / FEATURES, allow_pickle=True)[5]
+    video = _spoil_features(root, 5, edit(x).astype(np.float32))
+    assert np.isfinite(edit(x)).all()
+    with pytest.raises(DataFormatError, match=rf"video {video!r}: features reach \|x\| = .* at snippet \d+, dim "
+                                              rf"\d+, over the {re.escape(f'{FEATURE_LIMIT:g}')} accepted"):
+        load_dataset(root).validate(progress=False)
+    _spoil_features(root, 5, np.where(x == x[3, 7], -FEATURE_LIMIT, x).astype(np.float32))
+    load_dataset(root).validate(progress=False)  # the bound itself is accepted
 
 
 def _drop_last_video(root):

@@ -48,9 +48,16 @@ def test_valid_input_and_string_segments():
     (["database", "v1", "annotations"], None, "video 'v1', key 'annotations'"),
     (["database", "v1", "annotations", 0, "label"], None, "key 'annotations\\[0\\]'"),
     (["database", "v1", "annotations", 0, "segment"], [10, 0], "video 'v1'.*ends before it starts"),
-    (["database", "v1", "annotations", 0, "segment"], [0, "x"], "video 'v1'.*must be numbers"),
-    (["database", "v1", "annotations", 0, "segment"], [0, float("nan")], "NaN"),
+    (["database", "v1", "annotations", 0, "segment"], [0, "x"], "video 'v1'.*must be finite numbers"),
+    (["database", "v1", "annotations", 0, "segment"], [0, float("nan")], "finite numbers, got \\[0, nan\\]"),
     (["database", "v2", "annotations", 0, "segment"], [1], "video 'v2'.*\\[start, end\\]"),
+    # wrong shapes are not read as data: "19" is not [1, 9], nor a dict its keys
+    (["database", "v2", "annotations", 0, "segment"], "19", "video 'v2', key 'annotations\\[0\\].segment'.*"
+                                                            "\\[start, end\\], got '19'"),
+    (["database", "v2", "annotations", 0, "segment"], {"1": 0, "9": 0}, "annotations\\[0\\].segment'.*\\[start, end"),
+    (["database", "v2", "annotations", 0, "segment"], [True, 8], "'annotations\\[0\\].segment'.*finite numbers"),
+    pytest.param(["database", "v2", "annotations", 0, "segment"], [0, 10**400],
+                 "'annotations\\[0\\].segment'.*finite numbers", id="segment-10**400"),
     (["database"], {"v1": {"subset": "train", "annotations": []}}, "no video of subset 'test'"),
     (["database"], {"v1": {"subset": "test", "annotations": []}}, "no ground-truth instance"),
 ])
@@ -65,15 +72,41 @@ def test_bad_ground_truth(path, value, match):
     (["results", "v2"], {"label": "a"}, "video 'v2'.*list of detections"),
     (["results", "v1", 1, "score"], None, "video 'v1', key '\\[1\\]'.*'score'"),
     (["results", "v1", 1, "score"], float("nan"), "video 'v1', key '\\[1\\].score'.*finite"),
-    (["results", "v1", 1, "score"], "0.5", "score must be a number"),
+    (["results", "v1", 1, "score"], "0.5", "score must be a finite number, got '0.5'"),
+    (["results", "v1", 1, "score"], True, "key '\\[1\\].score'.*finite number, got True"),
+    (["results", "v1", 1, "score"], [0.5], "key '\\[1\\].score'.*finite number, got \\[0.5\\]"),
+    pytest.param(["results", "v1", 1, "score"], 10**400, "key '\\[1\\].score'.*finite number", id="score-10**400"),
     (["results", "v1", 0, "label"], "c", "label 'c' is not a ground-truth class"),
     (["results", "v1", 0, "segment"], [9, 0], "video 'v1', key '\\[0\\].segment'.*ends before"),
     (["results", "v1", 0, "segment"], [[0, 9]], "\\[start, end\\]"),
-    (["results", "v1", 0, "segment"], [0, float("inf")], "NaN or inf"),
+    (["results", "v1", 0, "segment"], [0, float("inf")], "finite numbers"),
+    (["results", "v1", 0, "segment"], "19", "key '\\[0\\].segment'.*\\[start, end\\], got '19'"),
+    (["results", "v1", 0, "segment"], {"0": 1, "9": 2}, "key '\\[0\\].segment'.*\\[start, end\\]"),
+    (["results", "v1", 0, "segment"], ["0", "9"], "key '\\[0\\].segment'.*finite numbers"),  # strings: GT only
+    (["results", "v1", 0, "segment"], [0, False], "key '\\[0\\].segment'.*finite numbers"),
 ])
 def test_bad_predictions(path, value, match):
     with pytest.raises(EvaluationInputError, match=match):
         detection_map(GT, _edit(PRED, path, value), [0.5])
+
+
+def test_every_score_a_one_element_list_is_named():
+    """All scores wrapped as [s] made one (n, 1) array that failed later with a broadcast error."""
+    pred = copy.deepcopy(PRED)
+    for dets in pred["results"].values():
+        for d in dets:
+            d["score"] = [d["score"]]
+    with pytest.raises(EvaluationInputError, match="video 'v1', key '\\[0\\].score'.*got \\[0.9\\]"):
+        detection_map(GT, pred, [0.5])
+
+
+def test_huge_numbers_are_numbers():
+    """Integers beyond int64 (10**30) are finite numbers: read as float64, no traceback."""
+    pred = copy.deepcopy(PRED)
+    pred["results"]["v1"][0]["score"] = 10**30
+    pred["results"]["v1"][1]["segment"] = [21, 10**30]  # tIoU ~0 with [20, 30]: a false positive
+    r = detection_map(GT, pred, [0.5])
+    assert r.ap.tolist() == [[1.0, 0.0]]
 
 
 def test_bad_files_name_the_file(tmp_path):

@@ -20,7 +20,8 @@ Checks (bad input raises :class:`DataFormatError` naming the file and the video)
   differs from the annotation count, both splits present; for the packed layouts also every
   video's shape and dtype (they are in memory already): 2-D, float32, D equal for all, T_i > 0;
 * on first access to a video (``features``/``gather``/``num_snippets``): the same shape and
-  dtype checks for per-video files (the header is read then), and for every layout NaN/inf;
+  dtype checks for per-video files (the header is read then), and for every layout NaN/inf
+  and values beyond :data:`FEATURE_LIMIT` (they overflow the network's float32 arithmetic);
 * :meth:`FeatureDataset.validate`: all of the above for every video (progress bar), plus a
   :class:`DataWarning` for videos whose T_i differs from duration * 25/16 by over 10% + 2.
 """
@@ -40,6 +41,12 @@ from .stores import PackedStore, PerVideoStore, find_per_video_files
 
 PathLike = Union[str, Path]
 _MAX_NAMED = 5
+# Largest |feature| accepted. I3D features are post-ReLU averages, below ~100; the network
+# multiplies features by features (the gate bit * channel, the VCL cosine's sums of D
+# squares), which overflow float32 (max 3.4e38) past |x| ~ sqrt(3.4e38 / D), 4e17 at D = 2048
+# (measured: a D = 32 model trains at |x| = 1e18 and fails at 1e19). 1e6 leaves a 1e4 margin
+# over real features and over 1e11 below overflow.
+FEATURE_LIMIT = 1e6
 
 
 def _named(names: Sequence[str]) -> str:
@@ -111,15 +118,21 @@ class FeatureDataset:
         return shape
 
     def _check(self, i: int) -> None:
-        """All per-video checks of video i (shape, dtype, NaN/inf), once per video."""
+        """All per-video checks of video i (shape, dtype, NaN/inf, magnitude), once per video."""
         if self._checked[i]:
             return
         self._check_shape(i)
         x = self.store.array(i)
-        if not np.isfinite(x).all():
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise DataFormatError(self.store.describe(i), f"features contain NaN or inf (first at snippet "
-                                  f"{bad[0]}, dim {bad[1]})", self.names[i])
+        if x.size and not max(x.max(), -x.min()) <= FEATURE_LIMIT:  # NaN propagates; no copy of x
+            where, video = self.store.describe(i), self.names[i]
+            if not np.isfinite(x).all():
+                bad = np.argwhere(~np.isfinite(x))[0]
+                raise DataFormatError(where, f"features contain NaN or inf (first at snippet "
+                                      f"{bad[0]}, dim {bad[1]})", video)
+            t, d = np.unravel_index(np.argmax(np.abs(x)), x.shape)
+            raise DataFormatError(where, f"features reach |x| = {abs(x[t, d]):.3g} at snippet {t}, dim {d}, over the "
+                                  f"{FEATURE_LIMIT:g} accepted (I3D features are below ~100; far larger values "
+                                  "overflow the network's float32 arithmetic): rescale them", video)
         self._checked[i] = True
 
     def validate(self, progress: bool = True) -> "FeatureDataset":

@@ -196,10 +196,14 @@ def synth_annotations(stats: AnnotationStats = THUMOS14_STATS, videos: Optional[
             # every class of the video gets at least one instance (when there are enough)
             labels = np.concatenate([classes[:n], rng.choice(classes, size=max(0, n - len(classes)))])
             seg = _place(rng, lengths, dur)
+            dur = round(dur, 3)  # as stored
+            # Rounding to 0.1 s (and the duration to 1 ms) can carry an end past the video
+            # (154.2-155.36 s -> 155.4 s in a 155.387 s video): clip to the stored duration.
+            seg = np.clip(seg, 0.0, dur)
             order = np.argsort(seg[:, 0], kind="stable")
             names.append(f"{prefix}{j + 1:07d}")
             subsets.append(subset)
-            durations.append(round(dur, 3))
+            durations.append(dur)
             segments.append(seg[order])
             seg_labels.append(rng.permutation(labels)[order].astype(np.int64))
     video_labels = np.zeros((len(names), len(classlist)), dtype=np.float32)

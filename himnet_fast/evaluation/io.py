@@ -6,12 +6,14 @@ class ids in order of first appearance in the ground truth (the official ``activ
 Tie orders downstream depend on them.
 
 Bad input raises :class:`EvaluationInputError` naming the file, video and key:
-malformed JSON, a missing key, a segment that is not ``[start, end]`` numbers, NaN/inf,
-``end < start`` (zero-length segments are allowed: ActivityNet has some), a score that is
-not a finite number (booleans among numbers read as 0/1, as numpy converts them; negative
-scores are ranks like any other, as in the official code: the base code's detector emits them),
-a predicted label that is not a ground-truth class of the subset
-(an error in the official code too).
+malformed JSON, a missing key, a segment that is not a list ``[start, end]`` of two finite
+numbers, ``end < start`` (zero-length segments are allowed: ActivityNet has some), a score
+that is not a finite number (negative scores are ranks like any other, as in the official
+code: the base code's detector emits them), a predicted label that is not a ground-truth
+class of the subset (an error in the official code too). A number is an int or float
+(numpy's too), never a bool or a string; integer scores beyond int64 are read as float64.
+Ground-truth segment values may also be numeric strings (``gt_basnet.json`` stores them;
+the official code ``float()``s them), as may the fields of an ambiguous-segment text file.
 
 Predictions on a video without a ground-truth entry in the subset ("unknown video") follow
 ``unknown_videos``: ``"false_positive"`` (default, what the official code does: they count
@@ -21,6 +23,7 @@ as false positives), ``"skip"`` (dropped) or ``"error"``. Either way they are co
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from itertools import chain
@@ -133,16 +136,39 @@ def _top_level(data, key: str, source: str) -> dict:
     return value
 
 
-def _segment(value, source: str, video: str, key: str) -> Tuple[float, float]:
-    """One ``[start, end]`` (numbers or numeric strings, as official ``float()`` takes them)."""
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise EvaluationInputError(source, f"segment must be [start, end], got {value!r}", video, key)
+# ------------------------------------------------------------------------------- numbers
+
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+
+
+def _is_number_type(t: type, strings: bool = False) -> bool:
+    """int or float (numpy's too), not bool; with ``strings`` also str (converted by float())."""
+    return (issubclass(t, _NUMBER_TYPES) and not issubclass(t, bool)) or (strings and issubclass(t, str))
+
+
+def _all_number_types(values: Iterable, strings: bool = False) -> bool:
+    """The fast path's type check: one pass to collect the types, then a few type tests."""
+    return all(_is_number_type(t, strings) for t in set(map(type, values)))
+
+
+def _finite(value, strings: bool = False) -> Optional[float]:
+    """``value`` as a float if it is a finite number (see :func:`_is_number_type`), else None."""
+    if not _is_number_type(type(value), strings):
+        return None
     try:
-        start, end = float(value[0]), float(value[1])
-    except (TypeError, ValueError):
-        raise EvaluationInputError(source, f"segment values must be numbers, got {value!r}", video, key) from None
-    if not (np.isfinite(start) and np.isfinite(end)):
-        raise EvaluationInputError(source, f"segment has NaN or inf: {value!r}", video, key)
+        x = float(value)
+    except (ValueError, OverflowError):  # a non-numeric string, an int beyond float64
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _segment(value, source: str, video: str, key: str, strings: bool = False) -> Tuple[float, float]:
+    """One ``[start, end]`` of finite numbers (``strings``: numeric strings too, see the module doc)."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise EvaluationInputError(source, f"segment must be a list [start, end], got {value!r}", video, key)
+    start, end = _finite(value[0], strings), _finite(value[1], strings)
+    if start is None or end is None:
+        raise EvaluationInputError(source, f"segment values must be finite numbers, got {value!r}", video, key)
     if end < start:
         raise EvaluationInputError(source, f"segment ends before it starts: {value!r}", video, key)
     return start, end
@@ -203,7 +229,7 @@ def _parse_ground_truth(data: dict, subset: Optional[str], source: str) -> Groun
         _no_videos(source, subset, present)
     if not labels:
         raise EvaluationInputError(source, f"no ground-truth instance in subset {subset!r}: mAP is undefined")
-    seg = _fast_segments(segments)
+    seg = _fast_segments(segments, strings=True)
     if seg is None or set(map(type, labels)) != {str}:
         _scan(((v, database[v]["annotations"]) for v in videos), source, _check_annotation, "annotations")
     class_index = {c: i for i, c in enumerate(dict.fromkeys(labels))}  # first appearance, as official
@@ -212,14 +238,16 @@ def _parse_ground_truth(data: dict, subset: Optional[str], source: str) -> Groun
     return GroundTruth(videos, list(class_index), video, label, seg, subset, source, frozenset(other))
 
 
-def _fast_segments(segments: list) -> Optional[np.ndarray]:
-    """(n, 2) float64 of ``[start, end]`` items, or None if any is malformed, NaN/inf or ends
-    before it starts (the caller then scans slowly for the message)."""
+def _fast_segments(segments: list, strings: bool = False) -> Optional[np.ndarray]:
+    """(n, 2) float64 of ``[start, end]`` items, or None if any is malformed (see :func:`_segment`),
+    NaN/inf or ends before it starts (the caller then scans slowly for the message)."""
+    # Types first: fromiter would read "19" as [1, 9], a dict as its keys, True as 1.
+    if not set(map(type, segments)) <= {list, tuple} or (segments and set(map(len, segments)) != {2}) \
+            or not _all_number_types(chain.from_iterable(segments), strings):
+        return None
     try:
-        if segments and set(map(len, segments)) != {2}:
-            return None
         flat = np.fromiter(chain.from_iterable(segments), dtype=np.float64, count=2 * len(segments))
-    except (TypeError, ValueError, OverflowError):
+    except (ValueError, OverflowError):  # a non-numeric string, an int beyond float64
         return None
     seg = flat.reshape(-1, 2)
     if not np.isfinite(flat).all() or (seg[:, 1] < seg[:, 0]).any():
@@ -243,7 +271,7 @@ def _check_annotation(ann, source: str, video: str, key: str) -> None:
         raise EvaluationInputError(source, "annotation must have 'label' and 'segment'", video, key)
     if not isinstance(ann["label"], str):
         raise EvaluationInputError(source, f"label must be a string, got {ann['label']!r}", video, key + ".label")
-    _segment(ann["segment"], source, video, key + ".segment")
+    _segment(ann["segment"], source, video, key + ".segment", strings=True)
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -282,14 +310,17 @@ def _parse_results(results: dict, gt: GroundTruth, source: str) -> Predictions:
             counts.append(len(dets))
         # map(get) gives None for an unknown label, which fromiter rejects (TypeError)
         label = np.fromiter(map(class_index.get, labels), dtype=np.int64, count=len(labels))
-        score = np.asarray(scores)
         seg = _fast_segments(segments)
-        ok = (seg is not None and score.dtype.kind in "iuf" and np.isfinite(score).all())
+        ok = seg is not None and _all_number_types(scores)
+        if ok:
+            score = np.asarray(scores)
+            # int64 where every score is one (the official dtype); else float64, big ints too
+            score = score.astype(np.int64 if score.dtype.kind == "i" else np.float64, copy=False)
+            ok = bool(np.isfinite(score).all())
     except (KeyError, TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         _scan(results.items(), source, _check_detection, "detections", class_index)
-    score = score.astype(np.int64 if score.dtype.kind in "iu" else np.float64, copy=False)
     name = np.repeat(np.arange(len(names), dtype=np.int64), counts)
     video = np.array([gt.video_index.get(v, -1) for v in names], dtype=np.int64)[name]
     return Predictions(names, name, video, label, seg, score, source)
@@ -302,10 +333,8 @@ def _check_detection(det, source: str, video: str, key: str, class_index: Dict[s
     if not isinstance(label, str) or label not in class_index:
         raise EvaluationInputError(source, f"label {label!r} is not a ground-truth class of the subset "
                                    f"({len(class_index)} classes, e.g. {list(class_index)[:3]})", video, key + ".label")
-    if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)):
-        raise EvaluationInputError(source, f"score must be a number, got {score!r}", video, key + ".score")
-    if not np.isfinite(score):
-        raise EvaluationInputError(source, f"score must be finite, got {score!r}", video, key + ".score")
+    if _finite(score) is None:
+        raise EvaluationInputError(source, f"score must be a finite number, got {score!r}", video, key + ".score")
     _segment(det["segment"], source, video, key + ".segment")
 
 
@@ -337,7 +366,7 @@ def read_ambiguous(path: PathLike) -> Dict[str, np.ndarray]:
             continue
         if len(fields) != 3:
             raise EvaluationInputError(str(path), f"line {lineno}: expected 'video start end', got {line!r}")
-        out.setdefault(fields[0], []).append(_segment(fields[1:], str(path), fields[0], f"line {lineno}"))
+        out.setdefault(fields[0], []).append(_segment(fields[1:], str(path), fields[0], f"line {lineno}", strings=True))
     return {video: np.asarray(segs, dtype=np.float64) for video, segs in out.items()}
 
 
