@@ -1,28 +1,53 @@
-"""``python -m himnet_fast.experiments``: the paper's ablation tables as commands.
+"""``python -m himnet_fast.experiments``: the paper's ablations (Tables 3-4, Figs. 6-7) as commands.
 
-    python -m himnet_fast.experiments table3 [--seeds 3] [--seed0 0] [--iters N] [--jobs 2]
-                                      [--out runs/experiments] [--rows NAME ...] [-- TRAIN OPTIONS]
+    python -m himnet_fast.experiments {table3,table4,alpha,kde,all} [--seeds 3] [--seed0 0] [--iters N]
+                                      [--jobs 2] [--out runs/experiments] [--rows NAME ...] [-- TRAIN OPTIONS]
 
-Each row of an experiment is ``python -m himnet_fast.train`` with that row's loss switches, run
-once per seed (``--seed0``, ``--seed0`` + 1, ...), each run its own process with one thread,
-``--jobs`` at a time. Options after ``--`` go to every run (e.g. ``-- --synth-seed 5 --lambda1 1``).
-A run whose folder already holds ``metrics.json`` is not run again, so an interrupted command
-resumes where it stopped. Outputs in ``--out``:
+Experiments (``EXPERIMENTS``, rows in the paper's order):
 
-- ``<experiment>/<row>/seed<S>/``: each run's outputs (metrics.json, log.txt, ...);
+- ``table3``: the loss ablation of Table 3, its eight rows, with the paper's figures.
+- ``table4``: the SCL ablation of Table 4: SCL with the self-centred U(p||q) (the full method),
+  with the target-centred U(q||p) (``--scl-variant target``), without U (``--scl-variant none``),
+  and SCL replaced by L_guide or by L_ml (``--no-scl --guide-weight 0.8`` / ``--ml-weight 0.8``:
+  0.8 is CO2-Net's weight of L_guide, used for both so that the two alternatives compare like
+  for like). The table's figures are lost in our copy of the paper: none are shown.
+- ``alpha``: Fig. 6, alpha in 0.5, 1, 2, 4, 6, 8, 10 (``--alpha X``) -> ``alpha.png``.
+- ``kde``: Fig. 7, the full method with and without SCL (``--no-scl``); after training, the
+  self-centred U(a || 1 - b_bg) on the test split's background snippets
+  (``experiment_figures.background_uncertainty``) -> its density in ``kde.png`` and, per seed, the
+  mean U and the fraction of snippets with U > 0.5.
+- ``all``: the four above.
+
+Each row is ``python -m himnet_fast.train`` with that row's options, once per seed (``--seed0``,
+``--seed0`` + 1, ...), each run its own process with one thread, ``--jobs`` at a time. Options
+after ``--`` go to every run (e.g. ``-- --synth-seed 5 --lambda1 1``). A run is identified by its
+options: the row's flags (in a canonical order), ``--iters`` and the options after ``--``. Rows
+with the same options share one run wherever they appear (Full is table3's row 4, table4's first
+row, alpha = 4, the default, and kde's "with SCL"), so ``all`` trains each distinct run once.
+A run whose folder already holds ``metrics.json`` is not run again (nor is a cached U computed
+again), so an interrupted command resumes where it stopped. ``--rows`` keeps only the named
+rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
+
+- ``runs/<flags>-<hash>/``: one folder per distinct options (``<flags>`` the row's flags as a
+  slug, ``default`` for none; ``<hash>`` of all the options), with ``flags.json`` (the row's
+  flags, ``--iters``, the options after ``--``) and ``seed<S>/``, each run's outputs
+  (metrics.json, checkpoint.pt, log.txt, ...; ``u_background.npy`` for the kde rows);
 - ``results.json``: per experiment, the rows in table order, each with ``name``, ``flags``,
-  ``seeds`` and the per-seed lists ``avg`` (mAP averaged over tIoU 0.1:0.7, %) and ``acc``
-  (snippet accuracy, %);
+  ``seeds``, ``folders`` (the runs, relative to ``--out``) and the per-seed lists ``avg`` (mAP
+  averaged over tIoU 0.1:0.7, %) and ``acc`` (``snippet_accuracy`` of metrics.json: the argmax of
+  S over C+1 against the ground-truth class, %; the only snippet metric runs record, so Table 4
+  shows it in place of the paper's foreground/background accuracy), ``paper_avg`` / ``paper_acc``,
+  ``grad_norms``; alpha rows add ``alpha``, kde rows the per-seed lists ``u_mean`` and ``u_above_half``;
 - ``results.md``: per experiment, a Markdown table of mean ± std with the per-seed values and
   the paper's figures beside them, and the gradient balance: the norm of each weighted loss
   term's gradient on A and on S at the last evaluation (``Trainer.step(diagnose=True)``),
-  mean over seeds (``grad_norms`` in results.json).
-
-Experiments: ``table3`` (the loss ablation of Table 3: its eight rows, in the paper's order).
+  mean over seeds (``grad_norms`` in results.json); the kde section adds the U summary;
+- ``alpha.png``, ``kde.png``: Fig. 6 and Fig. 7 (``experiment_figures``).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -30,23 +55,40 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from tqdm import tqdm
+
+from himnet_fast.experiment_figures import (U_CACHE, cached_background_uncertainty, plot_alpha, plot_kde,
+                                            uncertainty_summary)
+from himnet_fast.losses import LOSS_KEYS, LossConfig
 
 
 @dataclass(frozen=True)
 class Row:
-    """One row of an ablation table: its name, the train options that make it, and the paper's
-    figures (AVG mAP 0.1:0.7 and snippet ACC, %, mean over seeds) where the paper gives them."""
+    """One row of an ablation table: its name, the train options that make it, the paper's
+    figures (AVG mAP 0.1:0.7 and snippet ACC, %, mean over seeds) where the paper gives them, and
+    for a row of the alpha sweep its alpha."""
 
     name: str
     flags: tuple
     paper_avg: Optional[float] = None
     paper_acc: Optional[float] = None
+    alpha: Optional[float] = None
 
 
-# Table 3 of the paper, rows 1-8 in its order (THUMOS14, mean over seeds).
+ALPHAS = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0)  # Fig. 6
+DEFAULT_ALPHA = LossConfig().alpha  # 4, the paper's: its row has no flag, so it shares Full's run
+KDE_COLORS = {"with SCL": "tab:orange", "without SCL": "tab:green"}  # as the paper's Fig. 7
+
+
+def alpha_row(alpha: float) -> Row:
+    """The Fig. 6 row of ``alpha`` (``--alpha X``; no flag for the default)."""
+    return Row(f"alpha={alpha:g}", () if alpha == DEFAULT_ALPHA else ("--alpha", f"{alpha:g}"), alpha=alpha)
+
+
+# The rows of each experiment in the paper's order (THUMOS14, mean over seeds, where given).
 EXPERIMENTS: Dict[str, List[Row]] = {
     "table3": [
         Row("MIL", ("--no-cll", "--no-vcl", "--no-scl"), 39.3, 61.7),
@@ -58,6 +100,17 @@ EXPERIMENTS: Dict[str, List[Row]] = {
         Row("MIL+VCL", ("--no-cll", "--no-scl"), 41.7, 71.4),
         Row("MIL+SCL", ("--no-cll", "--no-vcl"), 42.6, 74.1),
     ],
+    # Table 4's figures are lost in our copy of the paper. L_guide and L_ml replace SCL, both at
+    # 0.8, CO2-Net's weight of L_guide, so that the two alternatives compare like for like.
+    "table4": [
+        Row("SCL, U(p||q) (self)", ()),
+        Row("SCL, U(q||p) (target)", ("--scl-variant", "target")),
+        Row("SCL, no U", ("--scl-variant", "none")),
+        Row("L_guide", ("--no-scl", "--guide-weight", "0.8")),
+        Row("L_ml", ("--no-scl", "--ml-weight", "0.8")),
+    ],
+    "alpha": [alpha_row(a) for a in ALPHAS],
+    "kde": [Row("with SCL", ()), Row("without SCL", ("--no-scl",))],
 }
 AVG_KEY = "avg_0.1_0.7"
 
@@ -68,57 +121,87 @@ def slug(name: str) -> str:
     return "-".join(part for part in out.split("-") if part)
 
 
+def canonical(flags: Sequence[str]) -> tuple:
+    """``flags`` with each option kept with its values and the options sorted, so that the same
+    options in any order give the same tuple (a row never repeats an option)."""
+    groups: List[List[str]] = []
+    for token in flags:
+        if token.startswith("--") or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return tuple(token for group in sorted(groups) for token in group)
+
+
 @dataclass(frozen=True)
 class Run:
-    experiment: str
-    row: Row
+    """One training process: ``options`` (the row's canonical ``flags``, then ``--iters``, then the
+    options after ``--``) for one seed, its outputs in ``folder``."""
+
+    flags: tuple
+    options: tuple
     seed: int
     folder: Path
 
-    def command(self, iters: Optional[int], extra: Sequence[str]) -> List[str]:
-        cmd = [sys.executable, "-m", "himnet_fast.train", "--seed", str(self.seed), "--threads", "1",
-               "--out", str(self.folder), "--no-progress", "--timelines", "0", *self.row.flags]
-        if iters is not None:
-            cmd += ["--iters", str(iters)]
-        return cmd + list(extra)  # options after "--" come last, so they win
+    def command(self) -> List[str]:
+        return [sys.executable, "-m", "himnet_fast.train", "--seed", str(self.seed), "--threads", "1",
+                "--out", str(self.folder), "--no-progress", "--timelines", "0", *self.options]
 
     @property
     def metrics_path(self) -> Path:
         return self.folder / "metrics.json"
 
 
-def plan(experiment: str, rows: Sequence[Row], seeds: Sequence[int], out: Path) -> List[Run]:
-    return [Run(experiment, row, seed, out / experiment / slug(row.name) / f"seed{seed}")
-            for row in rows for seed in seeds]
+Plan = List[Tuple[Row, List[Run]]]  # an experiment's rows, each with its runs (one per seed)
 
 
-def execute(run: Run, iters: Optional[int], extra: Sequence[str]) -> Optional[str]:
+def plan(rows: Sequence[Row], seeds: Sequence[int], out: Path, iters: Optional[int], extra: Sequence[str]) -> Plan:
+    """The runs of ``rows``: ``out/runs/<flags>-<hash of all options>/seed<S>``, so rows with the
+    same options (in any experiment) get the same folders. Options after ``--`` come last: they win."""
+    planned = []
+    for row in rows:
+        flags = canonical(row.flags)
+        options = flags + (("--iters", str(iters)) if iters is not None else ()) + tuple(extra)
+        digest = hashlib.sha1(json.dumps(options).encode()).hexdigest()[:8]
+        folder = out / "runs" / f"{slug(' '.join(flags)) or 'default'}-{digest}"
+        planned.append((row, [Run(flags, options, seed, folder / f"seed{seed}") for seed in seeds]))
+    return planned
+
+
+def execute(run: Run) -> Optional[str]:
     """Run one training process; None on success, else the end of its log."""
     run.folder.mkdir(parents=True, exist_ok=True)
     log = run.folder / "log.txt"
     with open(log, "w") as fh:
-        done = subprocess.run(run.command(iters, extra), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        done = subprocess.run(run.command(), stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if done.returncode == 0 and run.metrics_path.is_file():
         return None
     tail = log.read_text(errors="replace").strip().splitlines()[-3:]
     return f"exit status {done.returncode}: " + " | ".join(tail)
 
 
-def run_all(runs: List[Run], iters: Optional[int], extra: Sequence[str], jobs: int) -> Dict[Run, str]:
-    """Runs the pending runs (``jobs`` at a time); returns the failures. The first pending run goes
-    alone, so that a synthetic set it must generate is generated once, not by every process."""
+def run_all(runs: Sequence[Run], jobs: int) -> Dict[Run, str]:
+    """Runs the distinct pending runs (``jobs`` at a time); returns the failures. Writes each run
+    folder's ``flags.json`` first. The first pending run goes alone, so that a synthetic set it
+    must generate is generated once, not by every process."""
+    runs = list(dict.fromkeys(runs))
+    for run in runs:
+        flags_json = run.folder.parent / "flags.json"
+        if not flags_json.is_file():
+            flags_json.parent.mkdir(parents=True, exist_ok=True)
+            flags_json.write_text(json.dumps({"flags": list(run.flags), "options": list(run.options)}, indent=1))
     pending = [r for r in runs if not r.metrics_path.is_file()]
     failures: Dict[Run, str] = {}
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", dynamic_ncols=True)
     try:
         if pending:
             first, pending = pending[0], pending[1:]
-            error = execute(first, iters, extra)
+            error = execute(first)
             if error:
                 failures[first] = error
             bar.update(1)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(execute, r, iters, extra): r for r in pending}
+            futures = {pool.submit(execute, r): r for r in pending}
             for future in as_completed(futures):
                 error = future.result()
                 if error:
@@ -129,40 +212,82 @@ def run_all(runs: List[Run], iters: Optional[int], extra: Sequence[str], jobs: i
     return failures
 
 
-def collect(experiment: str, rows: Sequence[Row], runs: List[Run]) -> List[dict]:
+def finished(runs: Sequence[Run]) -> List[Run]:
+    return [run for run in runs if run.metrics_path.is_file()]
+
+
+def collect(planned: Plan, out: Path) -> List[dict]:
     """The rows of ``results.json`` for one experiment, from the runs' metrics.json files."""
     table = []
-    for row in rows:
-        entry = {"name": row.name, "flags": list(row.flags), "seeds": [], "avg": [], "acc": [],
+    for row, runs in planned:
+        entry = {"name": row.name, "flags": list(row.flags), "seeds": [], "folders": [], "avg": [], "acc": [],
                  "paper_avg": row.paper_avg, "paper_acc": row.paper_acc}
+        if row.alpha is not None:
+            entry["alpha"] = row.alpha
         norms: Dict[str, Dict[str, List[float]]] = {}
-        for run in runs:
-            if run.row == row and run.metrics_path.is_file():
-                metrics = json.loads(run.metrics_path.read_text())
-                entry["seeds"].append(run.seed)
-                entry["avg"].append(round(float(metrics[AVG_KEY]), 3))
-                entry["acc"].append(round(float(metrics["snippet_accuracy"]), 3))
-                last = (metrics.get("grad_norms") or [{}])[-1]
-                for term, by_input in last.items():
-                    if term != "iteration":
-                        for key, value in by_input.items():
-                            norms.setdefault(term, {}).setdefault(key, []).append(value)
+        for run in finished(runs):
+            metrics = json.loads(run.metrics_path.read_text())
+            entry["seeds"].append(run.seed)
+            entry["folders"].append(run.folder.relative_to(out).as_posix())
+            entry["avg"].append(round(float(metrics[AVG_KEY]), 3))
+            entry["acc"].append(round(float(metrics["snippet_accuracy"]), 3))
+            last = (metrics.get("grad_norms") or [{}])[-1]
+            for term, by_input in last.items():
+                if term != "iteration":
+                    for key, value in by_input.items():
+                        norms.setdefault(term, {}).setdefault(key, []).append(value)
         entry["grad_norms"] = {term: {key: statistics.mean(v) for key, v in by_input.items()}
                                for term, by_input in norms.items()}
         table.append(entry)
     return table
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def add_uncertainty(table: List[dict], planned: Plan) -> Tuple[Dict[str, np.ndarray], Dict[Run, str]]:
+    """Fig. 7's numbers for the kde rows: per seed ``u_mean`` and ``u_above_half`` added to each
+    entry of ``table`` (NaN where U could not be computed), from U on the test background snippets
+    (computed once per run, cached as ``u_background.npy``). -> (row name -> U of all its seeds,
+    failures)."""
+    curves: Dict[str, np.ndarray] = {}
+    failures: Dict[Run, str] = {}
+    done = [(entry, row, finished(runs)) for entry, (row, runs) in zip(table, planned)]
+    bar = tqdm(total=sum(len(runs) for *_, runs in done), desc="uncertainty", unit="run", dynamic_ncols=True)
+    try:
+        for entry, row, runs in done:
+            entry["u_mean"], entry["u_above_half"] = [], []
+            values = []
+            for run in runs:
+                try:
+                    values.append(cached_background_uncertainty(run.folder))
+                except Exception as exc:  # a broken run must not lose the others' results
+                    failures[run] = f"{U_CACHE}: {type(exc).__name__}: {exc}"
+                    values.append(np.zeros(0))
+                summary = uncertainty_summary(values[-1])
+                entry["u_mean"].append(round(summary["u_mean"], 4))
+                entry["u_above_half"].append(round(summary["u_above_half"], 4))
+                bar.update(1)
+            curves[row.name] = np.concatenate(values) if values else np.zeros(0)
+    finally:
+        bar.close()
+    return curves, failures
+
+
+def _mean_std(values: Sequence[float], digits: int = 1) -> str:
     if not values:
         return "-"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {std:.1f}"
+    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def _per_seed(values: Sequence[float], digits: int = 1) -> str:
+    return ", ".join(f"{v:.{digits}f}" for v in values)
+
+
+FIGURES = {"alpha": "alpha.png", "kde": "kde.png"}
 
 
 def markdown(results: Dict[str, List[dict]], note: str) -> str:
-    """results.md: one table per experiment (mean ± sample std over seeds, the per-seed values,
-    the paper's figures)."""
+    """results.md: one section per experiment: a table of mean ± sample std over seeds with the
+    per-seed values and the paper's figures, the gradient balance, and for kde the U summary."""
     lines = ["# Ablation results", "", note, ""]
     for experiment, table in results.items():
         lines += [f"## {experiment}", "",
@@ -171,11 +296,18 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
         for e in table:
             paper = "-" if e["paper_avg"] is None else f"{e['paper_avg']} / {e['paper_acc']}"
             lines.append(f"| {e['name']} | {' '.join(e['flags']) or '(all four losses)'} | {_mean_std(e['avg'])} | "
-                         f"{_mean_std(e['acc'])} | {', '.join(f'{v:.1f}' for v in e['avg'])} | "
-                         f"{', '.join(f'{v:.1f}' for v in e['acc'])} | {paper} |")
+                         f"{_mean_std(e['acc'])} | {_per_seed(e['avg'])} | {_per_seed(e['acc'])} | {paper} |")
         lines.append("")
-        terms = [t for t in ("mil", "cll", "vcl", "scl", "norm", "guide")
-                 if any(t in e.get("grad_norms", {}) for e in table)]
+        if experiment in FIGURES:
+            lines += [f"Figure: `{FIGURES[experiment]}`.", ""]
+        if any("u_mean" in e for e in table):
+            lines += ["U(a || 1 - b_bg) on the test background snippets (per seed: mean, fraction above 0.5):", "",
+                      "| row | mean U | U > 0.5 | mean U per seed | U > 0.5 per seed |", "|---|---|---|---|---|"]
+            for e in table:
+                lines.append(f"| {e['name']} | {_mean_std(e['u_mean'], 3)} | {_mean_std(e['u_above_half'], 3)} | "
+                             f"{_per_seed(e['u_mean'], 3)} | {_per_seed(e['u_above_half'], 3)} |")
+            lines.append("")
+        terms = [t for t in LOSS_KEYS if t != "total" and any(t in e.get("grad_norms", {}) for e in table)]
         if terms:
             lines += ["Gradient norms of the weighted terms on A / on S at the last evaluation (mean over seeds):", "",
                       "| row | " + " | ".join(terms) + " |", "|---|" + "---|" * len(terms)]
@@ -189,16 +321,42 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m himnet_fast.experiments",
-                                     description="The paper's ablation tables, one training process per row and seed.")
-    parser.add_argument("experiment", choices=sorted(EXPERIMENTS) + ["all"])
+                                     description="The paper's ablations, one training process per row and seed.")
+    parser.add_argument("experiment", choices=list(EXPERIMENTS) + ["all"])
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds per row (default 3)")
     parser.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the preset's)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"), help="output folder")
     parser.add_argument("--rows", nargs="+", default=None, metavar="NAME",
-                        help="only these rows (by name, as in the table)")
+                        help="only these rows (by name, as in the tables; with all, of every experiment that has them)")
     return parser
+
+
+def select(names: Sequence[str], wanted: Optional[Sequence[str]]) -> Dict[str, List[Row]]:
+    """The rows of the experiments ``names``, only those in ``wanted`` if given (an experiment
+    left with none is dropped); a wanted name that none of them has is an error."""
+    known = list(dict.fromkeys(r.name for name in names for r in EXPERIMENTS[name]))
+    unknown = sorted(set(wanted or ()) - set(known))
+    if unknown:
+        raise SystemExit(f"experiments: unknown rows {unknown} for {'/'.join(names)}; rows: {known}")
+    chosen = {name: [r for r in EXPERIMENTS[name] if not wanted or r.name in wanted] for name in names}
+    return {name: rows for name, rows in chosen.items() if rows}
+
+
+def figures(results: Dict[str, List[dict]], plans: Dict[str, Plan], out: Path) -> Dict[Run, str]:
+    """alpha.png and kde.png for the experiments that ran (kde: U added to its rows first);
+    returns the runs whose U could not be computed."""
+    failures: Dict[Run, str] = {}
+    if "alpha" in plans:
+        points = [(e["alpha"], e["avg"]) for e in results["alpha"] if e["avg"]]
+        if points:
+            plot_alpha([a for a, _ in points], [v for _, v in points], out / FIGURES["alpha"], best=DEFAULT_ALPHA)
+    if "kde" in plans:
+        curves, failures = add_uncertainty(results["kde"], plans["kde"])
+        if any(len(u) for u in curves.values()):
+            plot_kde(curves, KDE_COLORS, out / FIGURES["kde"])
+    return failures
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -210,30 +368,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.seeds < 1 or args.jobs < 1 or (args.iters is not None and args.iters < 0):
         raise SystemExit("experiments: --seeds and --jobs must be >= 1 and --iters >= 0")
-    names = sorted(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    plans = {name: plan(rows, seeds, args.out, args.iters, extra) for name, rows in select(names, args.rows).items()}
+    failed = run_all([run for planned in plans.values() for _, runs in planned for run in runs], args.jobs)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    failed = {}
-    for name in names:
-        rows = EXPERIMENTS[name]
-        if args.rows:
-            unknown = sorted(set(args.rows) - {r.name for r in rows})
-            if unknown:
-                raise SystemExit(f"experiments: unknown rows {unknown} for {name}; rows: {[r.name for r in rows]}")
-            rows = [r for r in rows if r.name in args.rows]
-        runs = plan(name, rows, seeds, args.out)
-        failed.update(run_all(runs, args.iters, extra, args.jobs))
-        results[name] = collect(name, rows, runs)
+    results.update({name: collect(planned, args.out) for name, planned in plans.items()})
     args.out.mkdir(parents=True, exist_ok=True)
+    failed.update(figures(results, plans, args.out))
     results_path.write_text(json.dumps(results, indent=2))
     note = (f"`python -m himnet_fast.experiments {' '.join(argv)}"
             f"{' -- ' + ' '.join(extra) if extra else ''}`; mean ± sample std over seeds.")
     (args.out / "results.md").write_text(markdown(results, note) + "\n")
-    print(markdown({n: results[n] for n in names}, note))
-    for run, error in failed.items():
-        print(f"FAILED {run.experiment} / {run.row.name} / seed {run.seed}: {error} (log: {run.folder / 'log.txt'})",
-              file=sys.stderr)
+    print(markdown({name: results[name] for name in plans}, note))
+    for name, planned in plans.items():
+        for row, runs in planned:
+            for run in runs:
+                if run in failed:
+                    print(f"FAILED {name} / {row.name} / seed {run.seed}: {failed[run]} "
+                          f"(log: {run.folder / 'log.txt'})", file=sys.stderr)
     return 1 if failed else 0
 
 

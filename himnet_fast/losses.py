@@ -13,10 +13,10 @@ from torch import nn
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
 from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, attention_norm_loss, guide_loss,
-                                         vcl_loss)
+                                         mutual_learning_loss, vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
 
-LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "total")
+LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total")
 
 
 @dataclass
@@ -33,6 +33,10 @@ class LossConfig:
     base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
     (``reference.losses.attention_norm_loss`` / ``guide_loss``; computed in PyTorch for every
     backend, like VCL).
+    ``ml_weight``: the paper's L_ml of Table 4 (CO2-Net's mutual learning between a and
+    1 - b_bg, ``reference.losses.mutual_learning_loss``), off (0) by default; computed like
+    L_guide. Table 4 trains it at 0.8, L_guide's weight, so the two alternatives to SCL compare
+    like for like.
     ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
     every step (costs host syncs on a GPU; the data layer already rejects NaN features).
     """
@@ -47,6 +51,7 @@ class LossConfig:
     use_scl: bool = True
     norm_weight: float = 0.0
     guide_weight: float = 0.0
+    ml_weight: float = 0.0
     scl_variant: str = "self"
     # CO2-Net's readings: measured better than the paper's literal ones (docs/RESULTS.md).
     mil_norm: str = "base"
@@ -62,6 +67,7 @@ class LossConfig:
         check_number("delta", self.delta)
         check_number("norm_weight", self.norm_weight, 0.0)
         check_number("guide_weight", self.guide_weight, 0.0)
+        check_number("ml_weight", self.ml_weight, 0.0)
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
         check_choice("suppression", self.suppression, SUPPRESSIONS)
@@ -74,14 +80,15 @@ class LossConfig:
     def term_weights(self) -> dict[str, float]:
         """The weight of each term in the total (0 for a term switched off), in LOSS_KEYS order."""
         return {"mil": float(self.use_mil), "cll": float(self.use_cll), "vcl": self.lambda1 * self.use_vcl,
-                "scl": self.lambda2 * self.use_scl, "norm": self.norm_weight, "guide": self.guide_weight}
+                "scl": self.lambda2 * self.use_scl, "norm": self.norm_weight, "guide": self.guide_weight,
+                "ml": self.ml_weight}
 
 
 class HiMNetCriterion(nn.Module):
     """Eq. 11 with switches.
 
     forward(A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k: int)
-    -> {"mil", "cll", "vcl", "scl", "norm", "guide", "total"}: 0-D tensors; the terms are
+    -> {"mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total"} (LOSS_KEYS): 0-D tensors; the terms are
     unweighted, a disabled term (or one of weight 0) is reported as 0 and left out of ``total``.
     """
 
@@ -93,7 +100,7 @@ class HiMNetCriterion(nn.Module):
         """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors."""
         cfg = self.cfg
         zero = S.new_zeros(())
-        out = dict.fromkeys(("mil", "cll", "vcl", "scl", "norm", "guide"), zero)
+        out = dict.fromkeys(LOSS_KEYS[:-1], zero)
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
@@ -112,6 +119,9 @@ class HiMNetCriterion(nn.Module):
             out["norm"] = attention_norm_loss(A)
         if cfg.guide_weight:
             out["guide"] = guide_loss(S, A)
+        if cfg.ml_weight:
+            out["ml"] = mutual_learning_loss(S, A)
         out["total"] = (out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
-                        + cfg.norm_weight * out["norm"] + cfg.guide_weight * out["guide"])
+                        + cfg.norm_weight * out["norm"] + cfg.guide_weight * out["guide"]
+                        + cfg.ml_weight * out["ml"])
         return out

@@ -1,10 +1,14 @@
 """``python -m himnet_fast.experiments`` end to end on a tiny configuration: the runs, results.json,
-results.md, resuming without rerunning, and a failing run reported by name."""
+results.md, resuming without rerunning, and a failing run reported by name; table4, alpha and kde
+(with their figures and the U summary), runs shared across experiments by ``all``; the KDE by hand."""
 import json
+import math
 
+import numpy as np
 import pytest
 
-from himnet_fast.experiments import EXPERIMENTS, main, slug
+from himnet_fast.experiment_figures import U_CACHE, gaussian_kde, scott_bandwidth
+from himnet_fast.experiments import EXPERIMENTS, canonical, main
 
 TINY = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
         "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2"]
@@ -27,12 +31,16 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert [r["name"] for r in results] == ["MIL", "Full"]
     for row in results:
         assert row["seeds"] == [3, 4] and len(row["avg"]) == len(row["acc"]) == 2
-        for seed, avg in zip(row["seeds"], row["avg"]):
-            metrics = json.loads((out / "table3" / slug(row["name"]) / f"seed{seed}" / "metrics.json").read_text())
+        assert [f.rsplit("/", 1)[1] for f in row["folders"]] == ["seed3", "seed4"]
+        for folder, avg in zip(row["folders"], row["avg"]):
+            metrics = json.loads((out / folder / "metrics.json").read_text())
             assert avg == round(metrics["avg_0.1_0.7"], 3) and metrics["iterations"] == 3
+    mil_seed3, full_seed3 = (out / results[0]["folders"][0]), (out / results[1]["folders"][0])
+    assert mil_seed3.parent.name.startswith("no-cll-no-scl-no-vcl-") and full_seed3.parent.name.startswith("default-")
+    assert json.loads((mil_seed3.parent / "flags.json").read_text())["flags"] == ["--no-cll", "--no-scl", "--no-vcl"]
     # The MIL row's runs switched the other losses off; the Full row's did not.
-    mil_cfg = json.loads((out / "table3" / "mil" / "seed3" / "metrics.json").read_text())["config"]["loss"]
-    full_cfg = json.loads((out / "table3" / "full" / "seed3" / "metrics.json").read_text())["config"]["loss"]
+    mil_cfg = json.loads((mil_seed3 / "metrics.json").read_text())["config"]["loss"]
+    full_cfg = json.loads((full_seed3 / "metrics.json").read_text())["config"]["loss"]
     assert (mil_cfg["use_cll"], mil_cfg["use_vcl"], mil_cfg["use_scl"]) == (False, False, False)
     assert (full_cfg["use_cll"], full_cfg["use_vcl"], full_cfg["use_scl"]) == (True, True, True)
     table = (out / "results.md").read_text()
@@ -43,9 +51,9 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert all(results[1]["grad_norms"][t]["S"] > 0 for t in ("mil", "cll", "scl"))
     assert "Gradient norms of the weighted terms" in table
 
-    stamp = (out / "table3" / "mil" / "seed3" / "metrics.json").stat().st_mtime_ns
+    stamp = (mil_seed3 / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0  # resumed: every run is finished, nothing runs again
-    assert (out / "table3" / "mil" / "seed3" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (mil_seed3 / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_failed_run_is_named(tmp_path, capsys):
@@ -58,3 +66,104 @@ def test_failed_run_is_named(tmp_path, capsys):
 def test_unknown_row_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="unknown rows"):
         main(["table3", "--out", str(tmp_path), "--rows", "Everything"])
+
+
+def test_table4_alpha_kde_rows():
+    assert [(r.name, r.flags) for r in EXPERIMENTS["table4"]] == [
+        ("SCL, U(p||q) (self)", ()), ("SCL, U(q||p) (target)", ("--scl-variant", "target")),
+        ("SCL, no U", ("--scl-variant", "none")), ("L_guide", ("--no-scl", "--guide-weight", "0.8")),
+        ("L_ml", ("--no-scl", "--ml-weight", "0.8"))]
+    assert all(r.paper_avg is None for r in EXPERIMENTS["table4"])  # lost in our copy of the paper
+    alpha = EXPERIMENTS["alpha"]
+    assert [r.alpha for r in alpha] == [0.5, 1, 2, 4, 6, 8, 10]
+    assert alpha[0].flags == ("--alpha", "0.5") and alpha[3].flags == ()  # alpha = 4 is the default: Full's run
+    assert [(r.name, r.flags) for r in EXPERIMENTS["kde"]] == [("with SCL", ()), ("without SCL", ("--no-scl",))]
+
+
+def test_canonical_flags_ignore_option_order():
+    assert canonical(("--no-scl", "--ml-weight", "0.8")) == ("--ml-weight", "0.8", "--no-scl")
+    assert canonical(("--ml-weight", "0.8", "--no-scl")) == ("--ml-weight", "0.8", "--no-scl")
+    assert canonical(("--no-vcl", "--no-cll")) == ("--no-cll", "--no-vcl")
+
+
+def test_kde_by_hand():
+    g = 1.0 / (0.1 * math.sqrt(2.0 * math.pi))  # N(x; mu, 0.1^2) at x = mu
+    np.testing.assert_allclose(gaussian_kde([0.5], [0.5, 0.6, 0.3], bandwidth=0.1),
+                               [g, g * math.exp(-0.5), g * math.exp(-2.0)], rtol=1e-12)
+    # Two samples: the mean of their kernels.
+    np.testing.assert_allclose(gaussian_kde([0.4, 0.6], [0.5], bandwidth=0.1), [g * math.exp(-0.5)], rtol=1e-12)
+    # Scott's rule: std (ddof 1) of [0, 1] = sqrt(1/2), times n^(-1/5) = 2^(-1/5).
+    assert scott_bandwidth([0.0, 1.0]) == pytest.approx(math.sqrt(0.5) * 2 ** -0.2, rel=1e-12)
+    x = np.linspace(0.0, 1.0, 11) ** 2
+    grid = np.linspace(0.0, 1.0, 5)
+    np.testing.assert_allclose(gaussian_kde(x, grid, chunk=3), gaussian_kde(x, grid), rtol=1e-12)
+
+
+# One `all` command over a few rows of each experiment: 8 rows, 4 distinct runs.
+ALL_ROWS = ["Full", "MIL+CLL+VCL", "SCL, U(p||q) (self)", "L_ml", "alpha=0.5", "alpha=4", "with SCL", "without SCL"]
+
+
+@pytest.fixture(scope="module")
+def all_out(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("all")
+    out = tmp / "exp"
+    argv = ["all", "--seeds", "1", "--iters", "2", "--jobs", "2", "--out", str(out), "--rows", *ALL_ROWS,
+            "--", *TINY, "--cache-dir", str(tmp / "cache")]
+    assert main(argv) == 0
+    return out, argv, json.loads((out / "results.json").read_text())
+
+
+def test_all_trains_each_distinct_run_once(all_out):
+    out, argv, results = all_out
+    assert list(results) == ["table3", "table4", "alpha", "kde"]
+    folders = {r["name"]: r["folders"] for table in results.values() for r in table}
+    assert all(len(f) == 1 and f[0].endswith("/seed0") for f in folders.values())
+    # Full = table4's self row = alpha 4 = kde with SCL; MIL+CLL+VCL = kde without SCL.
+    assert folders["Full"] == folders["SCL, U(p||q) (self)"] == folders["alpha=4"] == folders["with SCL"]
+    assert folders["MIL+CLL+VCL"] == folders["without SCL"] != folders["Full"]
+    assert len({f[0] for f in folders.values()}) == 4
+    assert len(list((out / "runs").glob("*/seed0/metrics.json"))) == 4
+    flags = json.loads((out / folders["L_ml"][0]).parent.joinpath("flags.json").read_text())
+    assert flags["flags"] == ["--ml-weight", "0.8", "--no-scl"]
+    extra = argv[argv.index("--") + 1:]
+    assert flags["options"] == ["--ml-weight", "0.8", "--no-scl", "--iters", "2", *extra]
+
+
+def test_table4_runs_the_alternatives(all_out):
+    out, _, results = all_out
+    table = results["table4"]
+    assert [r["name"] for r in table] == ["SCL, U(p||q) (self)", "L_ml"]
+    loss = json.loads((out / table[1]["folders"][0] / "metrics.json").read_text())["config"]["loss"]
+    assert loss["ml_weight"] == 0.8 and loss["use_scl"] is False and loss["guide_weight"] == 0.0
+    assert "ml" in table[1]["grad_norms"] and "scl" not in table[1]["grad_norms"]
+    assert "scl" in table[0]["grad_norms"] and "ml" not in table[0]["grad_norms"]
+    md = (out / "results.md").read_text()
+    assert "## table4" in md and "| L_ml | --no-scl --ml-weight 0.8 |" in md
+
+
+def test_alpha_sweep_and_its_plot(all_out):
+    out, _, results = all_out
+    table = results["alpha"]
+    assert [(r["name"], r["alpha"]) for r in table] == [("alpha=0.5", 0.5), ("alpha=4", 4.0)]
+    loss = json.loads((out / table[0]["folders"][0] / "metrics.json").read_text())["config"]["loss"]
+    assert loss["alpha"] == 0.5
+    assert (out / "alpha.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## alpha" in (out / "results.md").read_text()
+
+
+def test_kde_uncertainty_on_background_and_resume(all_out):
+    out, argv, results = all_out
+    table = results["kde"]
+    assert [r["name"] for r in table] == ["with SCL", "without SCL"]
+    for row in table:
+        u = np.load(out / row["folders"][0] / U_CACHE)
+        assert len(u) > 0 and np.all(u > 0) and np.all(u <= 1)
+        assert row["u_mean"] == [round(float(u.mean()), 4)]
+        assert row["u_above_half"] == [round(float((u > 0.5).mean()), 4)]
+    assert (out / "kde.png").read_bytes()[:4] == b"\x89PNG"
+    assert "U(a || 1 - b_bg) on the test background snippets" in (out / "results.md").read_text()
+    # Resumed: no run trains again and no U is recomputed.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/seed0/*") if p.name in ("metrics.json", U_CACHE)}
+    assert len(stamps) == 4 + 2
+    assert main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

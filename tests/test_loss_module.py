@@ -42,8 +42,8 @@ def test_criterion_combines_terms_as_eq11():
     A, S, X, labels = batch()
     out = HiMNetCriterion(LossConfig(lambda1=2.0, lambda2=0.5))(A, S, X, labels, 2)
     ref = reference_terms(A, S, X, labels, 2)
-    assert set(out) == {"mil", "cll", "vcl", "scl", "norm", "guide", "total"}
-    assert out["norm"].item() == 0.0 and out["guide"].item() == 0.0  # CO2-Net's terms are opt-in
+    assert set(out) == {"mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total"}
+    assert out["norm"].item() == out["guide"].item() == out["ml"].item() == 0.0  # CO2-Net's terms are opt-in
     for name in ref:
         torch.testing.assert_close(out[name], ref[name])
     assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
@@ -135,13 +135,18 @@ def test_triton_backend_gives_the_reference_total_and_gradients(disabled, kernel
 
 
 def test_co2net_attention_terms_are_opt_in_and_weighted():
-    """norm_weight / guide_weight add CO2-Net's mean(A) and mean |1 - a - b_bg| to the total."""
+    """norm_weight / guide_weight / ml_weight add CO2-Net's mean(A), mean |1 - a - b_bg| and
+    mean (a - (1 - b_bg))^2 (the value of L_ml) to the total."""
     A, S, X, labels = batch(2)
     base = HiMNetCriterion(LossConfig(backend="reference"))(A, S, X, labels, 2)
-    out = HiMNetCriterion(LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.5))(A, S, X, labels, 2)
+    cfg = LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.5, ml_weight=0.3)
+    out = HiMNetCriterion(cfg)(A, S, X, labels, 2)
     b_bg = torch.softmax(S, dim=-1)[..., -1]
     torch.testing.assert_close(out["norm"], A.mean())
     torch.testing.assert_close(out["guide"], (1.0 - A - b_bg).abs().mean())
-    torch.testing.assert_close(out["total"], base["total"] + 0.8 * A.mean() + 0.5 * (1.0 - A - b_bg).abs().mean())
-    with pytest.raises(ValueError, match="guide_weight"):
-        LossConfig(guide_weight=-1.0)
+    torch.testing.assert_close(out["ml"], (A - 1.0 + b_bg).pow(2).mean())
+    torch.testing.assert_close(out["total"], base["total"] + 0.8 * A.mean() + 0.5 * (1.0 - A - b_bg).abs().mean()
+                               + 0.3 * (A - 1.0 + b_bg).pow(2).mean())
+    for name in ("guide_weight", "ml_weight"):
+        with pytest.raises(ValueError, match=name):
+            LossConfig(**{name: -1.0})

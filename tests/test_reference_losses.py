@@ -572,3 +572,20 @@ def test_co2net_attention_terms_by_hand():
     S = t64([[[0.0, 0.0], [math.log(3.0), 0.0]]])
     close(R.attention_norm_loss(A), 0.4)
     close(R.guide_loss(S, A), (abs(1 - 0.2 - 0.5) + abs(1 - 0.6 - 0.25)) / 2)
+
+
+def test_mutual_learning_loss_by_hand():
+    # Same A and S as above: b_bg = [1/2, 1/4], so 1 - b_bg = [0.5, 0.75] and a - (1 - b_bg) = [-0.3, -0.15].
+    A = t64([[0.2, 0.6]]).requires_grad_()
+    S = t64([[[0.0, 0.0], [math.log(3.0), 0.0]]]).requires_grad_()
+    loss = R.mutual_learning_loss(S, A)
+    close(loss, (0.3**2 + 0.15**2) / 2)  # 1/2 MSE + 1/2 MSE of the same pair, N = 2 snippets
+    loss.backward()
+    # A learns only through the first half: d/da [1/2 mean (a - sg(1 - b))^2] = (a - (1 - b)) / N.
+    # Without the stop-gradient on the second half it would be twice as large.
+    torch.testing.assert_close(A.grad, t64([[-0.3 / 2, -0.15 / 2]]), rtol=0, atol=1e-12)
+    # S only through the second half: dL/db = -((1 - b) - a) / N, db/dS = b * (onehot_bg - softmax(S)).
+    dL_db = [-(0.5 - 0.2) / 2, -(0.75 - 0.6) / 2]
+    db_dS = [[-0.5 * 0.5, 0.5 * 0.5], [-0.25 * 0.75, 0.25 * 0.75]]
+    expected = t64([[[g * d for d in row] for g, row in zip(dL_db, db_dS)]])
+    torch.testing.assert_close(S.grad, expected, rtol=0, atol=1e-12)

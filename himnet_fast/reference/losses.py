@@ -401,6 +401,25 @@ def guide_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return (1.0 - A - snippet_softmax(S)[..., -1]).abs().mean()
 
 
+def mutual_learning_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """The paper's L_ml of Table 4 (opt-in): CO2-Net's ``mutual_loss`` (ref. [8]; UGCT's mutual
+    learning has the same form), with its two attentions (RGB, flow) replaced by the attention a
+    and the foreground estimate 1 - b of the background branch, as SCL pairs them:
+
+        L_ml = 1/2 mean_{B,T} (a - sg(1 - b))^2 + 1/2 mean_{B,T} ((1 - b) - sg(a))^2,
+
+    b = snippet_softmax(S)[..., C] (Eq. 3's background column), sg = stop-gradient (each side is
+    the other's detached target). Its value equals mean (a - (1 - b))^2; the gradient reaches A
+    only through the first half, S only through the second (dL/da = (a - (1 - b)) / (B T)).
+    Unlike SCL it has no uncertainty weight and no clamping.
+    S: (B, T, K), A: (B, T) -> 0-D tensor.
+    """
+    B, T, _ = _check_cas(S)
+    _check_attention(A, B, T, probability=False)
+    foreground = 1.0 - snippet_softmax(S)[..., -1]
+    return 0.5 * F.mse_loss(A, foreground.detach()) + 0.5 * F.mse_loss(foreground, A.detach())
+
+
 # --------------------------------------------------------------------------- fused terms, Eq. 11
 
 
