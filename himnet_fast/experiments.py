@@ -144,7 +144,11 @@ class Run:
     folder: Path
 
     def command(self) -> List[str]:
-        return [sys.executable, "-m", "himnet_fast.train", "--seed", str(self.seed), "--threads", "1",
+        """The train command; a run stopped before its metrics.json continues from its last
+        checkpoint (bit-exact), or starts over where it left outputs but no checkpoint."""
+        checkpoint = self.folder / "checkpoint.pt"
+        again = ["--resume", str(checkpoint)] if checkpoint.is_file() else ["--overwrite"]
+        return [sys.executable, "-m", "himnet_fast.train", *again, "--seed", str(self.seed), "--threads", "1",
                 "--out", str(self.folder), "--no-progress", "--timelines", "0", *self.options]
 
     @property

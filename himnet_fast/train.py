@@ -2,13 +2,20 @@
 
     python -m himnet_fast.train [--preset synthetic|thumos14|anet13] [--data-root DIR]
                                 [--out DIR] [--iters N] [--seed S] [--device cpu|cuda]
-                                [--resume CKPT] [any config field: --lr, --no-cll, --scl-variant ...]
+                                [--resume CKPT | --overwrite]
+                                [any config field: --lr, --no-cll, --scl-variant ...]
+    torchrun --nproc_per_node=N -m himnet_fast.train ...   (himnet_fast.distributed)
 
 With no arguments it runs the ``synthetic`` preset: a THUMOS14-like synthetic set generated
 once into a cache, a CPU-sized model, a few minutes on two cores. Outputs in ``--out``
 (default ``runs/<preset>``): checkpoint.pt, detections.json (ActivityNet results format),
-metrics.json, curves.png, timeline_<video>.png. The console ends with a row in the format of
-the paper's Table 1.
+metrics.json, curves.png, timeline_<video>.png, train_log.jsonl (one line per iteration: loss
+terms, lr, seconds). The console ends with a row in the format of the paper's Table 1.
+
+The output folder is claimed before any work (``himnet_fast.outdir``): it must be writable,
+one run writes it at a time, and a folder holding another run is refused unless ``--resume``
+or ``--overwrite``. Checkpoints keep the previous one and are verified by their SHA-256 on
+``--resume`` (``himnet_fast.checkpoint``).
 """
 from __future__ import annotations
 
@@ -16,12 +23,18 @@ import argparse
 import json
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import torch
+
 from himnet_fast.checkpoint import load_checkpoint, save_checkpoint
 from himnet_fast.config import PRESETS, RunConfig, add_config_arguments, apply_overrides, preset, run_cli
+from himnet_fast.distributed import World, broadcast_object, init_world, rank_device, shutdown
 from himnet_fast.inference import evaluate_model, results_json
+from himnet_fast.outdir import claim
 from himnet_fast.plots import plot_curves, plot_timeline
 from himnet_fast.run_data import open_dataset
 from himnet_fast.trainer import Trainer, resolve_device, torch_threads
@@ -34,14 +47,26 @@ def build_parser(shown: RunConfig) -> argparse.ArgumentParser:
         description="Train HiM-Net, detect on the test split, evaluate mAP, write plots and a Table-1 row.")
     parser.add_argument("--preset", choices=PRESETS, default="synthetic",
                         help="recipe to start from (default: synthetic, generated data, CPU-sized)")
-    parser.add_argument("--resume", metavar="CKPT",
-                        help="continue from a checkpoint (its config, overridden by options given here)")
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument("--resume", metavar="CKPT",
+                      help="continue from a checkpoint (its config, overridden by options given here)")
+    runs.add_argument("--overwrite", action="store_true",
+                      help="replace the run already in --out (its outputs are deleted first)")
     add_config_arguments(parser, shown)
     return parser
 
 
-def parse_config(argv: Optional[Sequence[str]] = None) -> tuple[RunConfig, Optional[dict]]:
-    """(config, resume state or None) from the command line."""
+@dataclass
+class Invocation:
+    """What the command line asks for: the config, the resume state (or None), --overwrite."""
+
+    cfg: RunConfig
+    state: Optional[dict] = None
+    overwrite: bool = False
+
+
+def parse_config(argv: Optional[Sequence[str]] = None) -> Invocation:
+    """The :class:`Invocation` of a command line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--preset", choices=PRESETS, default="synthetic")
@@ -50,7 +75,15 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> tuple[RunConfig, Optio
     state = load_checkpoint(known.resume) if known.resume else None
     base = RunConfig.from_dict(state["config"]) if state else preset(known.preset)
     args = build_parser(base).parse_args(argv)
-    return apply_overrides(base, vars(args)).validate(), state
+    cfg = apply_overrides(base, vars(args)).validate()
+    if state is not None and state["config"].get("threads") != cfg.threads:
+        warnings.warn(f"--resume: the checkpoint ran with --threads {state['config'].get('threads')}, this run "
+                      f"uses {cfg.threads}: the result will differ slightly from an uninterrupted run",
+                      RuntimeWarning, stacklevel=2)
+    if state is not None and cfg.optim.iters < int(state["iteration"]):
+        raise ValueError(f"--iters: {cfg.optim.iters} is below the checkpoint's iteration {state['iteration']}; "
+                         f"give --iters {state['iteration']} or more to continue it")
+    return Invocation(cfg, state, args.overwrite)
 
 
 def table_row(method: str, metrics: dict) -> tuple[str, str]:
@@ -79,20 +112,106 @@ class _Timer:
                 "total": round(time.perf_counter() - self.start, 2)}
 
 
-def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
+class StepLog:
+    """``train_log.jsonl``: one JSON object per iteration (``iteration``, the loss terms, ``lr``,
+    ``time_s`` of the step). Lines past ``start`` (left by a run killed after its last
+    checkpoint) are dropped first, so a resumed run's log has each iteration once."""
+
+    def __init__(self, path: Path, start: int):
+        kept = []
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and _iteration_of(line) <= start]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)
+        self.file = path.open("a")
+
+    def __call__(self, trainer: Trainer, terms: dict, seconds: float) -> None:
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        self.file.write(json.dumps({"iteration": trainer.iteration, **terms, "lr": lr,
+                                    "time_s": round(seconds, 6)}) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")  # the newest and the one before it
+
+
+def _iteration_of(line: str) -> float:
+    try:
+        return json.loads(line)["iteration"]
+    except (ValueError, KeyError, TypeError):  # a line cut by a kill: drop it
+        return float("inf")
+
+
+def _claim_and_load(cfg: RunConfig, resume: Optional[dict], overwrite: bool, world: World,
+                    log: Callable[[str], None]):
+    """Rank 0 claims ``--out`` and loads (or generates) the data before the other ranks, which
+    then learn the outcome: an error to raise, or the checkpoint to resume after a torchrun
+    restart. Returns (claim or None, dataset, resume state or None)."""
+    out = Path(cfg.out_dir)
+    owner, verdict = None, None
+    if world.is_main:
+        try:
+            owner = claim(out, resume=resume is not None, overwrite=overwrite)
+            restart_from = None
+            if owner.restarted and resume is None and any((out / n).is_file() for n in CHECKPOINTS):
+                restart_from = str(out / CHECKPOINTS[0])  # load_checkpoint falls back to the previous one
+            dataset = open_dataset(cfg, log)  # every data problem surfaces here, before training
+            verdict = ("ok", restart_from)
+        except ValueError as exc:
+            if owner is not None:
+                owner.release()
+            broadcast_object(("error", str(exc)), world)
+            raise
+    verdict = broadcast_object(verdict, world)
+    if verdict[0] == "error":
+        raise ValueError(verdict[1])
+    if not world.is_main:
+        dataset = open_dataset(cfg, lambda msg: None)
+    if verdict[1] is not None:
+        log(f"torchrun restart: resuming from {verdict[1]}")
+        resume = load_checkpoint(verdict[1])
+    return owner, dataset, resume
+
+
+def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None] = print,
+        world: World = World(), overwrite: bool = False) -> dict:
     """Train (or continue) per ``cfg``, then detect, evaluate and write every output.
-    Returns the metrics written to ``metrics.json``."""
+    Returns the metrics written to ``metrics.json`` (an empty dict on ranks other than 0)."""
     timer = _Timer()
     out = Path(cfg.out_dir)
-    resolve_device(cfg.device)  # a missing GPU is reported before any data is generated
+    resolve_device(rank_device(cfg.device, world))  # a missing GPU is reported before any work
+    if not world.is_main:
+        log = lambda msg: None  # noqa: E731  (rank 0 speaks for the job)
     t = time.perf_counter()
-    dataset = open_dataset(cfg, log)  # every data problem surfaces here, before training
+    owner, dataset, resume = _claim_and_load(cfg, resume, overwrite, world, log)
     timer.add("data", time.perf_counter() - t)
-    trainer = Trainer(cfg, dataset)
-    if resume is not None:
-        trainer.load_state_dict(resume)
-        log(f"resumed at iteration {trainer.iteration} from --resume")
-    ckpt_path = out / "checkpoint.pt"
+    step_log = None
+    try:
+        trainer = Trainer(cfg, dataset, world)
+        if resume is not None:
+            trainer.load_state_dict(resume)
+            log(f"resumed at iteration {trainer.iteration}")
+        start = trainer.iteration
+        if world.is_main:
+            step_log = StepLog(out / "train_log.jsonl", start)
+        return _train_and_report(cfg, dataset, trainer, start, step_log, timer, log)
+    finally:
+        if step_log is not None:
+            step_log.close()
+        if owner is not None:
+            owner.release()
+
+
+def _train_and_report(cfg: RunConfig, dataset, trainer: Trainer, start: int, step_log, timer: "_Timer",
+                      log: Callable[[str], None]) -> dict:
+    out = Path(cfg.out_dir)
+    world = trainer.world
+    ckpt_path = out / CHECKPOINTS[0]
     last = {}
 
     def evaluate(tr: Trainer) -> dict:
@@ -104,19 +223,26 @@ def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None
 
     def checkpoint(tr: Trainer) -> None:
         t0 = time.perf_counter()
-        save_checkpoint(tr.state_dict(), ckpt_path)
+        state = tr.state_dict()  # a collective under torchrun: every rank calls it
+        if world.is_main:
+            save_checkpoint(state, ckpt_path)
         timer.add("checkpoint", time.perf_counter() - t0)
 
     log(f"{cfg.preset}: {len(dataset.train_indices)} train / {len(dataset.test_indices)} test videos, "
         f"{len(dataset.classlist)} classes, feature dim {dataset.feature_dim}, device {trainer.device}, "
-        f"{cfg.optim.iters} iterations (T={cfg.data.clip_len}, k={trainer.k}) -> {out}")
+        f"{cfg.optim.iters} iterations (T={cfg.data.clip_len}, k={trainer.k}"
+        + (f", {world.size} processes x batch {cfg.data.batch_size}" if world.active else "") + f") -> {out}")
     t = time.perf_counter()
-    trainer.fit(cfg.optim.iters, evaluate=evaluate, checkpoint=checkpoint)
+    trainer.fit(cfg.optim.iters, evaluate=evaluate if world.is_main else None, checkpoint=checkpoint,
+                on_step=step_log)
     timer.add("train", time.perf_counter() - t - timer.phases.get("evaluation", 0.0)
               - timer.phases.get("checkpoint", 0.0))
-    if last.get("iteration") != trainer.iteration:  # nothing trained in this call (e.g. --iters 0)
-        evaluate(trainer)
+    if trainer.iteration == start:  # nothing trained in this call (e.g. --iters 0)
+        if world.is_main:
+            evaluate(trainer)
         checkpoint(trainer)
+    if not world.is_main:
+        return {}
 
     t = time.perf_counter()
     metrics = last["metrics"]
@@ -131,6 +257,9 @@ def run(cfg: RunConfig, resume: Optional[dict] = None, log: Callable[[str], None
         **metrics,
         "num_test_videos": len(last["outputs"]),
         "num_detections": int(sum(len(d) for d in last["detections"])),
+        "world_size": world.size,
+        "batch_per_rank": cfg.data.batch_size,
+        "threads": torch.get_num_threads(),
         "wall_time_s": timer.report(),
         "evaluations": trainer.evaluations,
         "grad_norms": trainer.grad_norms,
@@ -169,10 +298,15 @@ def _write_json(path: Path, obj) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    """Entry point; returns the metrics. Errors in the options or data are ``ValueError``s."""
-    cfg, state = parse_config(argv)
-    with torch_threads(cfg.threads):
-        return run(cfg, state)
+    """Entry point; returns the metrics. Errors in the options or data are ``ValueError``s.
+    Under ``torchrun`` each worker joins the process group first (``himnet_fast.distributed``)."""
+    call = parse_config(argv)
+    world = init_world(call.cfg.device)
+    try:
+        with torch_threads(call.cfg.threads):
+            return run(call.cfg, call.state, world=world, overwrite=call.overwrite)
+    finally:
+        shutdown(world)
 
 
 if __name__ == "__main__":

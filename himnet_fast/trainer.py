@@ -5,11 +5,14 @@ torch generators (initialisation, dropout) and the numpy generators of the batch
 (``data.TrainBatches``: paired video sampling and clip sampling) — so on the CPU a run
 resumed from a checkpoint reproduces the uninterrupted run bit for bit (same weights, same
 logged losses), for a fixed thread count (``--threads``; results differ across counts).
+Under ``torchrun`` (``himnet_fast.distributed``) every rank's streams are checkpointed, so a
+restarted job continues bit-exactly too, for the same number of ranks.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,12 +21,14 @@ from tqdm.auto import tqdm
 
 from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
 from himnet_fast.config import RunConfig
+from himnet_fast.distributed import World, average_gradients, broadcast_parameters, gather_objects, rank_device
 from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
 from himnet_fast.model import HiMNet
 from himnet_fast.reference.losses import topk_k
 
 EvalFn = Callable[["Trainer"], dict]
 CheckpointFn = Callable[["Trainer"], None]
+StepFn = Callable[["Trainer", dict, float], None]  # (trainer, loss terms, seconds of the step)
 
 
 def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
@@ -62,17 +67,22 @@ class Trainer:
     """Runs the paper's optimisation for ``cfg`` on ``dataset`` (a ``FeatureDataset``).
 
     ``history`` logs every iteration's loss terms (``iteration``, ``mil``, ``cll``, ``vcl``,
-    ``scl``, ``total``: lists of floats); ``evaluations`` the periodic evaluation results.
+    ``scl``, ``total``: lists of floats; under torchrun the mean over ranks); ``evaluations``
+    the periodic evaluation results. ``world``: this process's rank (``distributed.World``).
     """
 
-    def __init__(self, cfg: RunConfig, dataset):
+    def __init__(self, cfg: RunConfig, dataset, world: World = World()):
         from himnet_fast.data import TrainBatches
 
         self.cfg = cfg
         self.dataset = dataset
-        self.device = resolve_device(cfg.device)
+        self.world = world
+        self.device = resolve_device(rank_device(cfg.device, world))
         seed_everything(cfg.seed)
         self.model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(self.device)
+        broadcast_parameters(self.model, world)
+        if world.rank > 0:  # same weights, but each rank its own dropout masks
+            seed_everything(int(np.random.SeedSequence([cfg.seed, world.rank]).generate_state(1)[0]))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
                                           weight_decay=cfg.optim.weight_decay)
         self.criterion = HiMNetCriterion(loss_config(cfg))
@@ -82,7 +92,8 @@ class Trainer:
         on_gpu = self.device.type == "cuda"
         self.batches = TrainBatches(dataset, cfg.data.clip_len, batch_size=cfg.data.batch_size,
                                     num_pairs=cfg.data.num_pairs, seed=cfg.seed,
-                                    threads=min(4, torch.get_num_threads()), pin_memory=on_gpu)
+                                    threads=min(4, torch.get_num_threads()), pin_memory=on_gpu,
+                                    rank=world.rank, world_size=world.size)
         self._prefetch = on_gpu
         self.k = topk_k(cfg.data.clip_len, cfg.data.topk_r)
         self.iteration = 0
@@ -107,11 +118,13 @@ class Trainer:
             self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
+        stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
+        stacked = average_gradients(list(self.model.parameters()), stacked, self.world)
         self.optimizer.step()
         self.iteration += 1
         if self._prefetch:  # CPU work of the next batch while the GPU runs this step's kernels
             self.batches.prefetch()
-        values = dict(zip(LOSS_KEYS, torch.stack([terms[key].detach() for key in LOSS_KEYS]).tolist()))
+        values = dict(zip(LOSS_KEYS, stacked.tolist()))
         if not np.isfinite(values["total"]):
             raise FloatingPointError(f"iteration {self.iteration}: the loss is not finite ({values}); "
                                      f"lower --lr or check the features")
@@ -130,18 +143,23 @@ class Trainer:
         return norms
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, until: int, evaluate: Optional[EvalFn] = None, checkpoint: Optional[CheckpointFn] = None) -> None:
+    def fit(self, until: int, evaluate: Optional[EvalFn] = None, checkpoint: Optional[CheckpointFn] = None,
+            on_step: Optional[StepFn] = None) -> None:
         """Train until iteration ``until``. Every ``eval_every`` iterations (and at the end)
         ``evaluate(self)`` runs and its result (a dict with at least ``avg``) is logged; every
-        ``ckpt_every`` iterations (and at the end) ``checkpoint(self)`` is called."""
+        ``ckpt_every`` iterations (and at the end) ``checkpoint(self)`` is called (on every rank:
+        it gathers their states); ``on_step(self, terms, seconds)`` after each step."""
         sched = self.cfg.schedule
-        bar = tqdm(total=until, initial=self.iteration, desc="train", unit="it", disable=not sched.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=until, initial=self.iteration, desc="train", unit="it",
+                   disable=not (sched.progress and self.world.is_main), dynamic_ncols=True)
         try:
             while self.iteration < until:
                 evaluating = evaluate is not None and (self.iteration + 1 == until
                                                        or _due(self.iteration + 1, sched.eval_every))
+                t0 = time.perf_counter()
                 values = self.step(diagnose=evaluating)
+                if on_step is not None:
+                    on_step(self, values, time.perf_counter() - t0)
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
                 last = self.iteration == until
@@ -158,14 +176,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        """Everything needed to continue bit-exactly (the config included)."""
+        """Everything needed to continue bit-exactly (the config included). Under torchrun a
+        collective: every rank calls it, and ``ranks`` holds each rank's RNG and stream state."""
+        ranks = gather_objects({"rng": rng_state(), "batches": self.batches.state_dict()}, self.world)
         return {
             "config": self.cfg.to_dict(),
             "iteration": self.iteration,
+            "world_size": self.world.size,
+            "batch_per_rank": self.cfg.data.batch_size,
+            "threads": torch.get_num_threads(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "batches": self.batches.state_dict(),
-            "rng": rng_state(),
+            "ranks": ranks,  # per rank: {"rng", "batches"}
             "history": self.history,
             "evaluations": self.evaluations,
             "grad_norms": self.grad_norms,
@@ -179,10 +201,16 @@ class Trainer:
             raise ValueError("--resume: the checkpoint was trained on another dataset "
                              f"({len(state['classlist'])} classes, feature dim {state['feature_dim']}; this data: "
                              f"{len(self.dataset.classlist)} classes, feature dim {self.dataset.feature_dim})")
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world.size:
+            raise ValueError(f"--resume: the checkpoint was written by {saved_world} process(es), this run has "
+                             f"{self.world.size}; resume with the same torchrun --nproc_per_node x --nnodes "
+                             f"(each rank's batch stream is in the checkpoint)")
+        mine = state["ranks"][self.world.rank] if "ranks" in state else state  # older: one rank, top level
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.batches.load_state_dict(state["batches"])
-        set_rng_state(state["rng"])
+        self.batches.load_state_dict(mine["batches"])
+        set_rng_state(mine["rng"])
         self.iteration = int(state["iteration"])
         self.history = {key: list(values) for key, values in state["history"].items()}
         for key in LOSS_KEYS:  # a term added since the checkpoint was written: 0 so far

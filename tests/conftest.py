@@ -33,3 +33,29 @@ def kernel_device() -> torch.device:
     """Where a single-device Triton test runs: the GPU when there is one, else the CPU through
     the interpreter (set above). Tests parametrized over both use ``device`` instead."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# A tiny synthetic THUMOS14-like set and model for end-to-end runs of the train CLI: a few
+# seconds per run on two cores.
+TINY_TRAIN = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
+              "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2", "--timelines", "1", "--no-progress",
+              "--threads", "1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A cache folder holding the tiny synthetic set of ``TINY_TRAIN`` (generated once)."""
+    from himnet_fast.config import preset
+    from himnet_fast.run_data import ensure_synthetic
+
+    folder = tmp_path_factory.mktemp("cache")
+    cfg = preset("synthetic")
+    cfg.data.cache_dir, cfg.data.synth_videos, cfg.data.synth_dim = str(folder), 120, 32
+    ensure_synthetic(cfg.data, log=lambda msg: None)
+    return folder
+
+
+@pytest.fixture
+def tiny_args(tiny_cache):
+    """``tiny_args(out, *extra)``: train CLI arguments of a tiny run writing to ``out``."""
+    return lambda out, *extra: TINY_TRAIN + ["--cache-dir", str(tiny_cache), "--out", str(out), *extra]

@@ -52,8 +52,12 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert "Gradient norms of the weighted terms" in table
 
     stamp = (mil_seed3 / "metrics.json").stat().st_mtime_ns
-    assert main(argv) == 0  # resumed: every run is finished, nothing runs again
+    full_avg = json.loads((full_seed3 / "metrics.json").read_text())["avg_0.1_0.7"]
+    (full_seed3 / "metrics.json").unlink()  # as if killed after its last checkpoint
+    assert main(argv) == 0  # resumed: finished runs are skipped, the unfinished one continues
     assert (mil_seed3 / "metrics.json").stat().st_mtime_ns == stamp
+    assert "resumed at iteration 3" in (full_seed3 / "log.txt").read_text()
+    assert json.loads((full_seed3 / "metrics.json").read_text())["avg_0.1_0.7"] == full_avg
 
 
 def test_failed_run_is_named(tmp_path, capsys):

@@ -32,7 +32,8 @@ def test_paper_presets_follow_section_4_1():
 
 
 def test_synthetic_is_the_default_preset_and_cpu_sized():
-    cfg, state = parse_config([])
+    call = parse_config([])
+    cfg, state = call.cfg, call.state
     assert state is None
     assert cfg.preset == "synthetic" and cfg.device == "cpu" and cfg.data.data_root is None
     assert cfg.model.hidden_dim <= 512 and cfg.data.synth_dim <= 512
@@ -40,10 +41,10 @@ def test_synthetic_is_the_default_preset_and_cpu_sized():
 
 
 def test_every_field_is_overridable_from_the_command_line():
-    cfg, _ = parse_config(["--preset", "thumos14", "--iters", "7", "--lr", "0.5", "--seed", "3", "--no-cll",
+    cfg = parse_config(["--preset", "thumos14", "--iters", "7", "--lr", "0.5", "--seed", "3", "--no-cll",
                            "--scl-variant", "target", "--hidden-dim", "16", "--data-root", "/x", "--out", "o",
                            "--max-per-video", "none", "--nms", "hard", "--no-progress", "--mil-norm", "base",
-                           "--suppression", "shifted"])
+                           "--suppression", "shifted"]).cfg
     assert (cfg.optim.iters, cfg.optim.lr, cfg.seed) == (7, 0.5, 3)
     assert cfg.loss.use_cll is False and cfg.loss.use_mil is True and cfg.loss.scl_variant == "target"
     assert cfg.loss.mil_norm == "base" and cfg.loss.suppression == "shifted"
@@ -107,8 +108,8 @@ def test_rng_state_round_trips_through_a_checkpoint_file(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert isinstance(loaded["sampler"]["perm"], np.ndarray) and loaded["sampler"]["perm"].tolist() == [0, 1, 2, 3]
     assert torch.equal(loaded["model"]["w"], torch.arange(3.0))
-    # Atomic write: only the final file remains in the folder.
-    assert os.listdir(tmp_path / "sub") == ["c.pt"]
+    # Atomic write: only the final file and its checksum remain in the folder.
+    assert sorted(os.listdir(tmp_path / "sub")) == ["c.pt", "c.sha256"]
 
 
 def test_load_checkpoint_names_bad_files(tmp_path):
@@ -176,8 +177,8 @@ def test_detection_options_are_the_detection_config():
     option, and every preset keeps the base code's detection: no score floor, "+1" IoU."""
     from himnet_fast.postprocess import DetectionConfig
 
-    cfg, _ = parse_config(["--thresholds", "0.2,0.5", "--min-score", "0.1", "--offset", "0",
-                           "--post-backend", "reference", "--infer-r", "8", "--seconds-per-snippet", "0.5"])
+    cfg = parse_config(["--thresholds", "0.2,0.5", "--min-score", "0.1", "--offset", "0",
+                           "--post-backend", "reference", "--infer-r", "8", "--seconds-per-snippet", "0.5"]).cfg
     assert isinstance(cfg.detect, DetectionConfig)
     assert cfg.detect.thresholds == (0.2, 0.5) and cfg.detect.min_score == 0.1 and cfg.detect.offset == 0
     assert (cfg.detect.backend, cfg.detect.r, cfg.detect.seconds_per_snippet) == ("reference", 8, 0.5)

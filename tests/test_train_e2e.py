@@ -10,24 +10,15 @@ import pytest
 import torch
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.config import preset
-from himnet_fast.run_data import DatasetError, ensure_synthetic
+from himnet_fast.run_data import DatasetError
 from himnet_fast.train import main
 
-# A tiny synthetic THUMOS14-like set and model: a few seconds per run on two cores.
-TINY = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
-        "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2", "--timelines", "1", "--no-progress",
-        "--threads", "1"]
+from conftest import TINY_TRAIN as TINY
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """A cache folder holding the tiny synthetic set (generated once for the module)."""
-    folder = tmp_path_factory.mktemp("cache")
-    cfg = preset("synthetic")
-    cfg.data.cache_dir, cfg.data.synth_videos, cfg.data.synth_dim = str(folder), 120, 32
-    ensure_synthetic(cfg.data, log=lambda msg: None)
-    return folder
+@pytest.fixture
+def cache(tiny_cache) -> Path:
+    return tiny_cache
 
 
 def tiny(cache: Path, out: Path, *extra: str) -> list:
@@ -119,7 +110,7 @@ def test_real_thumos14_layout_runs_the_same_pipeline(shared_data, tmp_path):
                           "--timelines", "0"])
     test_videos = load_dataset(root).test_indices
     assert report["num_test_videos"] == len(test_videos) > 0
-    assert report["iterations"] == 3 and 0.0 <= report["avg_0.1_0.7"] <= 100.0
+    assert report["iterations"] == 3 and report["num_detections"] > 0
     results = json.loads((tmp_path / "out" / "detections.json").read_text())["results"]
     assert set(results) <= set(load_dataset(root).names) and any(name.startswith("video_test_") for name in results)
 

@@ -175,17 +175,22 @@ class TrainBatches:
     ``state_dict`` for both. Yields (indices (B,), X (B, T, D) tensor, labels (B, C) tensor).
 
     threads: copy the videos of a batch with this many threads (same batches for any value).
+    rank, world_size: multi-process training: rank r of N yields batches r, N + r, 2N + r, ... of
+    the single-process stream of the same seed (and the state is the stream's position).
     pin_memory: batches in page-locked memory (for an asynchronous copy to a GPU).
     :meth:`prefetch` builds the next batch ahead of time (a GPU trainer calls it while the
     device computes the current step); the stream and :meth:`state_dict` are unchanged by it.
     """
 
     def __init__(self, dataset, T: int, batch_size: int = 10, num_pairs: int = 3, seed: int = 0,
-                 threads: int = 1, pin_memory: bool = False):
+                 threads: int = 1, pin_memory: bool = False, rank: int = 0, world_size: int = 1):
         if len(dataset.train_indices) == 0:
             raise DataFormatError(dataset.store.describe(0), "no training videos")
         if threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank: must lie in [0, world_size = {world_size}), got {rank}")
+        self.rank, self.world_size = rank, world_size
         self.dataset, self.T, self.pin_memory = dataset, T, pin_memory
         self.sampler = PairBatchSampler(dataset.labels, dataset.train_indices, batch_size, num_pairs, seed)
         self.clip_rng = np.random.default_rng(np.random.SeedSequence([seed, 0xC11B]))
@@ -196,9 +201,16 @@ class TrainBatches:
         return self
 
     def _make(self) -> Tuple[List[int], "torch.Tensor", "torch.Tensor"]:
-        idx = next(self.sampler)
-        X, y = make_batch(self.dataset, idx, self.T, self.clip_rng, self._pool, self.pin_memory)
-        return idx, X, y
+        # One stream for all ranks: every rank draws the world's batches (indices and clip
+        # offsets, in rank order) and gathers the features of its own only.
+        for r in range(self.world_size):
+            idx = next(self.sampler)
+            if r == self.rank:
+                batch = idx, *make_batch(self.dataset, idx, self.T, self.clip_rng, self._pool, self.pin_memory)
+            else:
+                for i in idx:
+                    sample_clip(self.dataset.num_snippets(i), self.T, self.clip_rng)
+        return batch
 
     def __next__(self) -> Tuple[List[int], "torch.Tensor", "torch.Tensor"]:
         if self._ahead is not None:
