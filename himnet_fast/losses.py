@@ -12,6 +12,7 @@ from torch import nn
 
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
+from himnet_fast.ops.losses import upcast
 from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, attention_norm_loss, guide_loss,
                                          mutual_learning_loss, vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
@@ -97,8 +98,16 @@ class HiMNetCriterion(nn.Module):
         self.cfg = cfg if cfg is not None else LossConfig()
 
     def forward(self, A, S, X_hat, labels, k: int) -> dict[str, torch.Tensor]:
-        """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors."""
+        """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors.
+
+        float16 / bfloat16 inputs are computed in float32 (every term: float32; gradients: the
+        float32 ones, rounded once to the input dtype). Values no term can represent (|S|,
+        |X_hat| above ``reference.losses.MAX_MAGNITUDE``) raise a ValueError where the inputs are
+        checked: always in the PyTorch terms (VCL, norm, guide) and the reference backend, in the
+        fused op with ``check_values``.
+        """
         cfg = self.cfg
+        A, S, X_hat = upcast(A), upcast(S), upcast(X_hat)
         zero = S.new_zeros(())
         out = dict.fromkeys(LOSS_KEYS[:-1], zero)
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:

@@ -108,22 +108,25 @@ def _take(c, cand, prefix, cnt, k):
 @triton.jit
 def _merge(cnt_ge, cnt_eq, sum_ge, val_eq, x, key, mask, thr):
     """Add one chunk to the per-column final statistics for the threshold key thr:
-    how many values are >= / == the threshold, their sum, and the value equal to it."""
+    how many values are >= / == the threshold, their sum (float64: T values near the float32
+    maximum cannot overflow it), and the value equal to it."""
     ge = mask & (key >= thr[None, :])
     eq = mask & (key == thr[None, :])
     return (cnt_ge + tl.sum(ge.to(tl.int32), axis=0),
             cnt_eq + tl.sum(eq.to(tl.int32), axis=0),
-            sum_ge + tl.sum(tl.where(ge, x, 0.0), axis=0),
+            sum_ge + tl.sum(tl.where(ge, x.to(tl.float64), 0.0), axis=0),
             tl.maximum(val_eq, tl.max(tl.where(eq, x, -float("inf")), axis=0)))
 
 
 @triton.jit
 def _store_stats(gamma_ptr, thr_ptr, weq_ptr, offs, cmask, k, thr, cnt_ge, cnt_eq, sum_ge, val_eq):
-    """gamma = mean of the k largest; thr = threshold key; w_eq = share of a position at thr."""
+    """gamma = mean of the k largest; thr = threshold key; w_eq = share of a position at thr.
+    In float64, like sum_ge: in float32 the sum of values near the float32 maximum overflowed,
+    and inf - inf gave NaN."""
     excess = tl.maximum(cnt_ge - k, 0)  # > 0 only with ties at the k-th value (then val_eq is that value)
-    total = sum_ge - excess.to(tl.float32) * tl.where(cnt_eq > 0, val_eq, 0.0)
+    total = sum_ge - excess.to(tl.float64) * tl.where(cnt_eq > 0, val_eq, 0.0).to(tl.float64)
     w_eq = tl.where(cnt_eq > 0, (k - (cnt_ge - cnt_eq)).to(tl.float32) / tl.maximum(cnt_eq, 1).to(tl.float32), 0.0)
-    tl.store(gamma_ptr + offs, total / k, mask=cmask)
+    tl.store(gamma_ptr + offs, (total / k).to(tl.float32), mask=cmask)
     tl.store(thr_ptr + offs, thr, mask=cmask)
     tl.store(weq_ptr + offs, w_eq, mask=cmask)
 
@@ -189,7 +192,7 @@ def _topk_select_kernel(
     offs = b * K + cols
     cnt_ge = tl.zeros((BLOCK_C,), tl.int32)
     cnt_eq = tl.zeros((BLOCK_C,), tl.int32)
-    sum_ge = tl.zeros((BLOCK_C,), tl.float32)
+    sum_ge = tl.zeros((BLOCK_C,), tl.float64)
     val_eq = tl.full((BLOCK_C,), -float("inf"), tl.float32)
     cnt_ge_h, cnt_eq_h, sum_ge_h, val_eq_h = cnt_ge, cnt_eq, sum_ge, val_eq
     if SINGLE:
@@ -295,7 +298,7 @@ def _grad_config(T: int, K: int) -> tuple[int, int]:
 
 
 class TopKMeanFunction(torch.autograd.Function):
-    """Eq. 1 top-k mean over time: S (B, T, K), k -> gamma (B, K) in S's dtype.
+    """Eq. 1 top-k mean over time: S (B, T, K), k -> gamma (B, K) float32 (dS in S's dtype).
 
     Saves S and the per-column (thr, w_eq) statistics; the backward is one kernel that writes
     dS = grad[b, c] / k on the selected positions (shared on ties, module docstring), 0 elsewhere.
@@ -306,7 +309,7 @@ class TopKMeanFunction(torch.autograd.Function):
         gamma, thr, w_eq = topk_select(S, k)
         ctx.save_for_backward(S, thr[0], w_eq[0])
         ctx.k = k
-        return gamma[0].to(S.dtype)
+        return gamma[0]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -325,7 +328,7 @@ class TopKMeanFunction(torch.autograd.Function):
 
 
 def topk_mean(S: torch.Tensor, k: int) -> torch.Tensor:
-    """Differentiable top-k mean over time. S: (B, T, K) float, 1 <= k <= T -> (B, K).
+    """Differentiable top-k mean over time. S: (B, T, K) float, 1 <= k <= T -> (B, K) float32.
 
     Inputs are assumed validated by the dispatcher ``himnet_fast.ops.topk_mean``.
     """

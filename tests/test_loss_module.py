@@ -150,3 +150,52 @@ def test_co2net_attention_terms_are_opt_in_and_weighted():
     for name in ("guide_weight", "ml_weight"):
         with pytest.raises(ValueError, match=name):
             LossConfig(**{name: -1.0})
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_give_float32_terms(kernel_device, backend, dtype):
+    """Half A, S, X_hat (issue 13): every term, VCL and CO2-Net's attention terms included, is
+    computed in float32 and equals the criterion on the float32-upcast inputs exactly; the
+    gradients come back in the input dtype (the float32 gradient, rounded). With saturated
+    attention the half-precision SCL was NaN before (its clamp to 1 - 1e-6 rounds to 1)."""
+    A, S, X, labels = (t.detach().to(kernel_device) for t in batch(6))
+    A[:, ::3] = 0.0
+    A[:, 1::3] = 1.0
+    criterion = HiMNetCriterion(LossConfig(backend=backend, norm_weight=0.8, guide_weight=0.8))
+    halves = [t.to(dtype).requires_grad_() for t in (A, S, X)]
+    singles = [t.detach().float().requires_grad_() for t in halves]
+    out, ref = criterion(*halves, labels, 3), criterion(*singles, labels, 3)
+    for name in ref:
+        assert out[name].dtype == torch.float32 and torch.isfinite(out[name]), name
+        torch.testing.assert_close(out[name], ref[name], rtol=0, atol=0)
+    out["total"].backward()
+    ref["total"].backward()
+    for half, single in zip(halves, singles):
+        assert half.grad.dtype == dtype
+        torch.testing.assert_close(half.grad, single.grad.to(dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["A", "S", "X_hat"])
+def test_extreme_finite_inputs_raise_naming_the_input(name):
+    """3e38 (finite in float32) in any input: a ValueError naming it, never a NaN term. Before,
+    S gave NaN MIL (top-k sum overflow) and X_hat NaN VCL (dot products overflow, inf / inf)."""
+    inputs = dict(zip(("A", "S", "X_hat"), (t.detach().float() for t in batch(7)[:3])))
+    labels = batch(7)[3]
+    inputs[name] = torch.full_like(inputs[name], 3e38)
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        HiMNetCriterion(LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.8))(
+            inputs["A"], inputs["S"], inputs["X_hat"], labels, 2)
+
+
+def test_features_at_the_bound_give_finite_terms():
+    """|X_hat| and |S| up to the bound 1e15: every term and gradient finite (VCL's V_bar and cosine
+    stay in float32 range)."""
+    A, S, X, labels = (t.detach().float() for t in batch(8))
+    S, X = (torch.sign(t) * 1e15 for t in (S, X))
+    S.requires_grad_()
+    X.requires_grad_()
+    out = HiMNetCriterion(LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.8))(A, S, X, labels, 2)
+    assert all(bool(torch.isfinite(t)) for t in out.values()), out
+    out["total"].backward()
+    assert bool(torch.isfinite(S.grad).all() and torch.isfinite(X.grad).all())

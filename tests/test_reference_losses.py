@@ -519,6 +519,12 @@ def _nan(x, index=(0, 0)):
         (lambda S, A, X, y: R.vcl_features(S, X[:, :-1]), "X_hat"),
         (lambda S, A, X, y: R.total_loss(S, A, X, y, 2, lambda1=float("nan")), "lambda1"),
         (lambda S, A, X, y: R.himnet_losses_reference(S.int(), A, y, 2), "S"),
+        # issue 13: values the losses cannot represent, beyond R.MAX_MAGNITUDE = 1e15
+        (lambda S, A, X, y: R.cll_loss(S * 1e20, y), "S"),
+        (lambda S, A, X, y: R.mil_loss(S, A * 1e20, y, 2), "A"),
+        (lambda S, A, X, y: R.vcl_loss(S, A, X * 1e20, y), "X_hat"),
+        (lambda S, A, X, y: R.guide_loss(S, A * 1e20), "A"),
+        (lambda S, A, X, y: R.attention_norm_loss(A * 1e20), "A"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, arg):

@@ -9,12 +9,18 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from test_triton_topk import assert_grads_close, device, topk_sizes  # noqa: F401  (fixture)
 
 from himnet_fast import ops
 from himnet_fast.reference import losses as R
+
+KERNEL_DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the kernel_device fixture
 
 
 def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
@@ -28,10 +34,12 @@ def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
 
 
 def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None, mil_norm="paper",
-            suppression="product"):
+            suppression="product", backend="triton"):
     """Fused vs reference: the three terms, then dS and dA for random upstream weights.
 
     ref_dtype: run the reference on inputs cast to this dtype (e.g. float32 for half inputs).
+    backend: the dispatcher's backend under test ("reference": the dispatcher's own handling,
+    e.g. its float32 upcast of half inputs, against the reference called directly).
     """
     ref_dtype = ref_dtype or S.dtype
     S_r = S.detach().to(ref_dtype).requires_grad_()
@@ -40,7 +48,7 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     A_f = A.detach().clone().requires_grad_()
     options = {"alpha": alpha, "scl_variant": variant, "mil_norm": mil_norm, "suppression": suppression}
     expected = R.himnet_losses_reference(S_r, A_r, labels, k, **options)
-    actual = ops.himnet_losses(S_f, A_f, labels, k, backend="triton", **options)
+    actual = ops.himnet_losses(S_f, A_f, labels, k, backend=backend, **options)
     assert isinstance(actual, R.HiMNetLossTerms)
     for name in R.HiMNetLossTerms._fields:
         a, e = getattr(actual, name), getattr(expected, name)
@@ -307,3 +315,113 @@ def test_kernels_compile_for_hopper():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "compiled" in done.stdout, done.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- issue 13: no silent NaN
+
+BOUND = 1e15  # reference.losses.MAX_MAGNITUDE, the largest |S| the losses accept
+HALF_CASES = [(1, 1, 2, 1, "paper", "product"), (3, 7, 21, 1, "base", "shifted"), (2, 60, 201, 8, "paper", "shifted"),
+              (4, 137, 21, 19, "base", "product")]
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("B,T,K,k,mil_norm,suppression", HALF_CASES)
+def test_half_inputs_compute_in_float32(device, backend, dtype, B, T, K, k, mil_norm, suppression):
+    """float16 / bfloat16 S and A: both backends compute in float32 and return float32 terms equal
+    to the float32 reference on the upcast inputs (rtol 1e-5; the reference backend runs exactly
+    that computation), gradients in the input dtype (rtol 1e-2, their half rounding).
+
+    Saturated attention (A = 0 or 1) and background probabilities that round to 1 in half
+    precision made SCL NaN before: the clamp to 1 - 1e-6 rounds to 1 there, so log(1 - a) = -inf.
+    S is distinct per column (multiples of 1/16 below T/16, exact in both half types for
+    T <= 256), so the top-k has no ties, which the backends' gradients break differently.
+    """
+    g = torch.Generator().manual_seed(B * 7 + T + K)
+    S = torch.stack([torch.randperm(T, generator=g) for _ in range(B * K)]).reshape(B, K, T).transpose(1, 2)
+    S = (S.float() - T / 2) / 8
+    A = torch.rand(B, T, generator=g)
+    A[:, ::3] = 1.0
+    A[:, 1::3] = 0.0
+    labels = (torch.rand(B, K - 1, generator=g) < 0.3).float()
+    compare(S.to(device, dtype), A.to(device, dtype), labels.to(device), k, rtol=1e-5, grad_rtol=1e-2,
+            ref_dtype=torch.float32, mil_norm=mil_norm, suppression=suppression, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+@pytest.mark.parametrize("value", [3e38, -3e38])
+def test_logits_beyond_the_bound_raise_value_error(kernel_device, backend, value):
+    """S = +-3e38 (finite in float32) raises a ValueError naming S and the bound. The terms of such
+    logits are not representable (log-probabilities of the order of the spread of S, 6e38, summed
+    over classes); before, the top-k sum overflowed to inf and MIL / CLL came out NaN."""
+    assert R.MAX_MAGNITUDE == BOUND
+    S, A, labels = make_inputs(2, 10, 4, kernel_device, seed=17)
+    one = S.clone()
+    one[0, 3, 1] = value
+    for bad in (torch.full_like(S, value), one):
+        with pytest.raises(ValueError, match=r"^S: .*1e\+15"):
+            ops.himnet_losses(bad, A, labels, 3, backend=backend)
+
+
+@pytest.mark.parametrize("suppression", ["product", "shifted"])
+def test_logits_at_the_bound_give_finite_terms(device, suppression):
+    """|S| up to the bound, both signs, saturated attention: finite terms and gradients that
+    match the reference (nothing in either backend overflows below the bound)."""
+    S, A, labels = make_inputs(2, 60, 21, device, seed=18)
+    magnitude = 0.5 + 0.5 * torch.rand(S.shape, generator=torch.Generator().manual_seed(19))  # distinct: no ties
+    S = torch.sign(S) * BOUND * magnitude.to(device)
+    A[:, ::3] = 0.0
+    A[:, 1::3] = 1.0
+    compare(S.float(), A, labels, 8, suppression=suppression)
+
+
+def _finite_or_value_error(fn, *inputs):
+    """fn(*inputs) -> tensors: either it raises a ValueError, or its outputs and the gradients
+    of their sum with respect to the inputs are finite."""
+    inputs = [x.clone().requires_grad_() for x in inputs]
+    try:
+        out = fn(*inputs)
+    except ValueError:
+        return "error"
+    assert all(bool(torch.isfinite(t).all()) for t in out), out
+    sum(t.sum() for t in out).backward()
+    assert all(bool(torch.isfinite(x.grad).all()) for x in inputs)
+    return "finite"
+
+
+F32_BOUND = float(np.float32(BOUND))  # hypothesis wants float32 bounds exactly representable
+F32_MAX = float(np.finfo(np.float32).max)
+BOUNDED = st.floats(-F32_BOUND, F32_BOUND, width=32)
+HUGE = st.sampled_from([F32_MAX, -F32_MAX, 3e38, -3e38, 1e38, -1e38, F32_BOUND, -F32_BOUND])  # sums overflow
+EXTREME = st.one_of(st.floats(width=32, allow_nan=False, allow_infinity=False), HUGE, BOUNDED)
+
+
+@st.composite
+def extreme_inputs(draw):
+    """S (B, T, K), A (B, T), labels (B, C), k: S within the bound, of huge values only, or any
+    finite float32 value; A in [0, 1] or anywhere."""
+    B, T, K = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(2, 4))
+    s_values = draw(st.sampled_from([BOUNDED, HUGE, EXTREME]))
+    probability = st.floats(0.0, 1.0, width=32)
+    a_values = probability if draw(st.booleans()) else st.one_of(probability, EXTREME)
+    S = torch.from_numpy(draw(hnp.arrays(np.float32, (B, T, K), elements=s_values, fill=s_values)))
+    A = torch.from_numpy(draw(hnp.arrays(np.float32, (B, T), elements=a_values)))
+    labels = torch.from_numpy(draw(hnp.arrays(np.bool_, (B, K - 1)))).float()
+    return S, A, labels, draw(st.sampled_from(range(1, T + 1)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(inputs=extreme_inputs(), suppression=st.sampled_from(R.SUPPRESSIONS), mil_norm=st.sampled_from(R.MIL_NORMS),
+       variant=st.sampled_from(R.SCL_VARIANTS))
+def test_extreme_finite_inputs_never_give_nan(inputs, suppression, mil_norm, variant):
+    """Property: for any finite float32 S and A, both backends return finite values with finite
+    gradients or raise a ValueError, never NaN or inf: ``topk_mean`` is always finite,
+    ``himnet_losses`` raises exactly when |S| > 1e15 or A is outside [0, 1]."""
+    S, A, labels, k = (x.to(KERNEL_DEVICE) if torch.is_tensor(x) else x for x in inputs)
+    options = {"suppression": suppression, "mil_norm": mil_norm, "scl_variant": variant}
+    valid = bool((S.abs() <= BOUND).all() and ((A >= 0) & (A <= 1)).all())
+    for backend in ("reference", "triton"):
+        outcome = _finite_or_value_error(lambda S, A: ops.himnet_losses(S, A, labels, k, backend=backend, **options),
+                                         S, A)
+        assert outcome == ("finite" if valid else "error")
+        assert _finite_or_value_error(lambda S: (ops.topk_mean(S, k, backend=backend),), S) == "finite"

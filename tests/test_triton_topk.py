@@ -59,18 +59,21 @@ SHAPES = [(1, 1, 2), (3, 7, 21), (12, 7, 2), (2, 60, 201), (5, 60, 21), (1, 137,
 CASES = [(B, T, K, k) for B, T, K in SHAPES for k in topk_sizes(T)]
 
 
-def _compare(S: torch.Tensor, k: int, rtol: float = 1e-5) -> None:
-    """Values and dS of the Triton backend against the reference on the same S."""
-    S_ref = S.detach().clone().requires_grad_()
+def _compare(S: torch.Tensor, k: int, rtol: float = 1e-5, backend: str = "triton",
+             grad_rtol: float | None = None) -> None:
+    """Values and dS of a backend against the reference on the same S, upcast to float32 when
+    S is half (the ops compute half inputs in float32: float32 result, gradient in S's dtype)."""
+    S_ref = S.detach().clone().to(torch.promote_types(S.dtype, torch.float32)).requires_grad_()
     S_fast = S.detach().clone().requires_grad_()
     expected = R.topk_mean(S_ref, k)
-    actual = ops.topk_mean(S_fast, k, backend="triton")
+    actual = ops.topk_mean(S_fast, k, backend=backend)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol)
     upstream = torch.randn_like(expected)
     (expected * upstream).sum().backward()
     (actual * upstream).sum().backward()
-    assert_grads_close(S_fast.grad, S_ref.grad, rtol)
+    assert S_fast.grad.dtype == S.dtype
+    assert_grads_close(S_fast.grad.to(S_ref.dtype), S_ref.grad, grad_rtol or rtol)
 
 
 @pytest.mark.parametrize("B,T,K,k", CASES)
@@ -115,14 +118,33 @@ def test_topk_mean_strided_input(device):
     _compare(S, 8)
 
 
+@pytest.mark.parametrize("backend", ["reference", "triton"])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_topk_mean_half_inputs(device, dtype):
-    """Half inputs with distinct values per column (multiples of 1/8, exact in bf16/fp16)."""
+def test_topk_mean_half_inputs(device, dtype, backend):
+    """Half inputs with distinct values per column (multiples of 1/16, exact in bf16/fp16): a
+    float32 mean equal to the float32 reference on the upcast values (issue 13)."""
     torch.manual_seed(11)
     B, T, K, k = 3, 137, 21, 19
     S = torch.stack([torch.randperm(T) for _ in range(B * K)]).reshape(B, K, T).transpose(1, 2)
     S = ((S.float() - T / 2) / 8).to(device=device, dtype=dtype).contiguous()
-    _compare(S, k, rtol=1e-2)
+    _compare(S, k, rtol=1e-5, backend=backend, grad_rtol=1e-2)  # dS rounded to S's dtype
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_topk_mean_near_the_float32_maximum_is_finite(device, backend):
+    """Values of +-3e38 (ties included): the mean is formed so that no partial sum overflows.
+    Before, the reference's sum overflowed to inf, and the Triton tie correction (sum of the tied
+    values minus the excess) computed inf - inf = NaN. The gradient of each column sums to 1."""
+    big = 3e38
+    col = torch.tensor([big, big, -big, big, -big, 1.0])
+    S = torch.stack([col, -col, torch.full_like(col, big), torch.full_like(col, -big)], dim=-1)[None]  # (1, 6, 4)
+    for k in (1, 2, 3, 4, 6):
+        expected = S.double().topk(k, dim=1).values.mean(dim=1)  # float64 holds the sums
+        S_x = S.to(device).clone().requires_grad_()
+        gamma = ops.topk_mean(S_x, k, backend=backend)
+        torch.testing.assert_close(gamma.double().cpu(), expected, rtol=1e-6, atol=0)
+        gamma.sum().backward()
+        torch.testing.assert_close(S_x.grad.sum(dim=1), torch.ones(1, 4, device=device))
 
 
 def test_topk_mean_ties_share_the_gradient(device):

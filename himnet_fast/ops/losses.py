@@ -6,9 +6,16 @@ tensors (when Triton is installed) and the reference otherwise.
 
 Both backends raise ``ValueError`` naming the argument for inputs of the wrong type, rank,
 shape, dtype or device and for k, alpha or scl_variant out of range. ``check_values=True``
-(the default) also rejects NaN/inf, attention outside [0, 1] and labels other than 0/1; on a
-GPU these checks synchronise with the device, so a training loop that has already validated
-its data may pass ``check_values=False`` (the reference backend always checks).
+(the default) also rejects NaN/inf, |S| above ``reference.MAX_MAGNITUDE`` (the loss terms of
+larger logits overflow float32), attention outside [0, 1] and labels other than 0/1, one
+reduction per input; on a GPU each synchronises with the device (``.item()``), so a training
+loop that has already validated its data may pass ``check_values=False`` (the reference backend
+always checks). With the checks, no input gives a NaN or inf result: a ValueError instead.
+
+Dtypes: float16 / bfloat16 inputs are computed in float32 (the Triton kernels load them and
+convert in registers; the reference gets float32 copies, ``upcast``), so the outputs are float32
+and the gradients come back in the input dtype. float32 and float64 inputs compute in their own
+dtype in the reference and in float32 in the kernels.
 """
 from __future__ import annotations
 
@@ -23,6 +30,14 @@ from himnet_fast.reference import losses as reference
 BACKENDS = ("reference", "triton")
 MAX_FUSED_CLASSES = 4096  # the fused loss keeps one row of C+1 classes in a register tile
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+_FLOAT32_MAX = torch.finfo(torch.float32).max
+
+
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """float16 / bfloat16 -> float32 (differentiable: the gradient returns in x's dtype); any other
+    tensor as it is. The losses' EPS = 1e-6 clamp is not representable next to 1 in half precision."""
+    return x.float() if x.dtype in _HALF_DTYPES else x
 
 
 def _choose(op: str, backend: str, S: torch.Tensor, max_classes: int | None = None) -> str:
@@ -44,9 +59,11 @@ def _choose(op: str, backend: str, S: torch.Tensor, max_classes: int | None = No
     return chosen
 
 
-def _check_cas(S, k, check_values: bool) -> tuple[int, int, int]:
-    """S: (B, T, K) floating, K >= 2, k in [1, T]; returns (B, T, K)."""
-    validation.check_tensor("S", S, 3, finite=check_values)
+def _check_cas(S, k, check_values: bool, bound: float) -> tuple[int, int, int]:
+    """S: (B, T, K) floating, K >= 2, k in [1, T], |S| <= bound if check_values; returns (B, T, K)."""
+    validation.check_tensor("S", S, 3, finite=False)
+    if check_values:
+        reference.check_magnitude("S", S, bound)
     if S.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"S: dtype must be one of {_FLOAT_DTYPES}, got {S.dtype}")
     B, T, K = S.shape
@@ -68,18 +85,20 @@ def topk_mean(S: torch.Tensor, k: int, backend: str = "auto", check_values: bool
         S: (B, T, K) floating class activations.
         k: 1 <= k <= T.
         backend: "auto" | "reference" | "triton".
-        check_values: reject NaN/inf in S (synchronises on a GPU).
+        check_values: reject NaN/inf in S, and float64 values beyond the float32 range the
+            kernels compute in (synchronises on a GPU).
 
     Returns:
-        (B, K) in S's dtype. Gradient 1/k on the selected positions; with ties at the k-th
-        value the Triton backend shares it equally among the tied positions.
+        (B, K): float32 for float16 / bfloat16 / float32 S, float64 for float64 S; finite for
+        every finite float32 S. Gradient 1/k on the selected positions, in S's dtype; with ties
+        at the k-th value the Triton backend shares it equally among the tied positions.
     """
-    _check_cas(S, k, check_values)
+    _check_cas(S, k, check_values, _FLOAT32_MAX)
     if _choose("topk_mean", backend, S) == "reference":
-        return reference.topk_mean(S, k)
+        return reference.topk_mean(upcast(S), k)
     from himnet_fast.kernels.topk_mean import topk_mean as fused_topk_mean
 
-    return fused_topk_mean(S, k)
+    return fused_topk_mean(S, k).to(upcast(S).dtype)  # the kernel's float32, as the reference
 
 
 def himnet_losses(
@@ -99,14 +118,14 @@ def himnet_losses(
 
     Args:
         S: (B, T, C+1) floating class activation map (background last), C+1 >= 2
-            (at most 4096 for the Triton backend).
+            (at most 4096 for the Triton backend), |S| <= ``reference.MAX_MAGNITUDE`` (1e15).
         A: (B, T) floating attention in [0, 1].
         labels: (B, C) multi-hot video labels (float, int or bool).
         k: top-k size of Eq. 1, 1 <= k <= T.
         alpha: uncertainty sharpness of Eq. 9, >= 0.
         scl_variant: "self" | "target" | "none" (Table 4).
         backend: "auto" | "reference" | "triton".
-        check_values: also reject NaN/inf, A outside [0, 1], labels not in {0, 1}.
+        check_values: also reject NaN/inf, |S| > 1e15, A outside [0, 1], labels not in {0, 1}.
         grad_weights: optional speed hint, the weights (w_mil, w_cll, w_scl) the caller gives
             the three terms in the loss it backpropagates (e.g. (1, 1, lambda2) for Eq. 11,
             0 for a term it leaves out). The Triton backend then writes dS, dA during the
@@ -119,11 +138,11 @@ def himnet_losses(
             A * (S - min over classes) + min), as ``reference.suppress``.
 
     Returns:
-        HiMNetLossTerms(mil, cll, scl) of 0-D tensors (float32 from the Triton backend, which
-        computes in float32 whatever the input dtype; S's dtype from the reference).
+        HiMNetLossTerms(mil, cll, scl) of 0-D tensors: float32 (float64 from the reference for
+        float64 inputs); the gradients of S and A in their own dtypes.
     """
-    B, T, K = _check_cas(S, k, check_values)
-    validation.check_tensor("A", A, 2, finite=check_values)
+    B, T, K = _check_cas(S, k, check_values, reference.MAX_MAGNITUDE)
+    validation.check_tensor("A", A, 2, finite=False)
     validation.check_shape("A", A, (B, T), "(B, T) of S")
     validation.check_tensor("labels", labels, 2, dtype_floating=False, finite=False)
     validation.check_shape("labels", labels, (B, K - 1), "(B, C) with C+1 = S.shape[-1]")
@@ -140,11 +159,11 @@ def himnet_losses(
         if not any(weights):
             raise ValueError("grad_weights: at least one weight must be non-zero")
     if check_values:
-        validation.check_range("A", A, 0.0, 1.0)
+        validation.check_range("A", A, 0.0, 1.0)  # also rejects NaN and inf
         validation.check_labels("labels", labels)
     if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
-        return reference.himnet_losses_reference(S, A, labels, k, alpha=alpha, scl_variant=scl_variant,
-                                                 mil_norm=mil_norm, suppression=suppression)
+        return reference.himnet_losses_reference(upcast(S), upcast(A), labels, k, alpha=alpha,
+                                                 scl_variant=scl_variant, mil_norm=mil_norm, suppression=suppression)
     from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses
 
     return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm,

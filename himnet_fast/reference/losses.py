@@ -10,9 +10,14 @@ attention (B, T) in [0, 1], ``labels`` the multi-hot video labels (B, C) in {0, 
 Numerics: every log of a softmax probability is taken in log space (``log_softmax``, and
 ``_log1m_softmax`` for log(1 - b)); this equals the literal formula and stays finite where a
 probability rounds to 0 or 1. Only Eq. 9-10 clamp probabilities, to [EPS, 1 - EPS].
+The functions compute in their inputs' dtype; the callers that accept float16 / bfloat16
+(``ops.himnet_losses``, ``ops.topk_mean``, ``HiMNetCriterion``) upcast them to float32 first,
+since 1 - EPS rounds to 1 in half precision. The losses reject |S|, |X_hat| and a
+non-probability |A| above MAX_MAGNITUDE (``check_magnitude``); the top-k mean takes any finite S.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -30,6 +35,11 @@ from himnet_fast.validation import (
 
 EPS = 1e-6  # probability clamp of Eq. 9-10 (DESIGN.md)
 COS_EPS = 1e-8  # floor of the norm product in the cosine of Eq. 8
+# Largest |value| of S, X_hat (and A where it need not be a probability) the losses accept. Beyond
+# ~1e38 their terms are not representable in float32 at all (log-probabilities of the order of the
+# spread of S); up to 1e15 nothing overflows: log-probabilities (<= 2e15 + log K) summed over 1e23
+# terms, S * A, or squared features summed over 1e8 dims (VCL's cosine). Real logits are below 1e3.
+MAX_MAGNITUDE = 1e15
 SCL_VARIANTS = ("self", "target", "none")
 SUPPRESSIONS = ("product", "shifted")
 
@@ -45,8 +55,20 @@ class HiMNetLossTerms(NamedTuple):
 # --------------------------------------------------------------------------- input checks
 
 
-def _check_cas(S) -> tuple[int, int, int]:
-    check_tensor("S", S, 3)
+def check_magnitude(name: str, x: torch.Tensor, bound: float = MAX_MAGNITUDE) -> None:
+    """Reject NaN, inf and |x| > bound with a ValueError naming ``name``: one reduction (and, on a
+    GPU, one host sync), like ``check_tensor``'s finite check, which it replaces."""
+    largest = float(x.detach().abs().amax())  # NaN propagates; compared here in float64, exactly
+    if not math.isfinite(largest):
+        raise ValueError(f"{name}: contains NaN or inf")
+    if largest > bound:
+        raise ValueError(f"{name}: |values| must be <= {bound:g}, got max |{name}| = {largest:g}")
+
+
+def _check_cas(S, bound: float = MAX_MAGNITUDE) -> tuple[int, int, int]:
+    """S: (B, T, K), K >= 2, |S| <= bound (math.inf: finite)."""
+    check_tensor("S", S, 3, finite=False)
+    check_magnitude("S", S, bound)
     B, T, K = S.shape
     if K < 2:
         raise ValueError(f"S: last dim must be C+1 >= 2 (at least one class plus background), got {K}")
@@ -54,10 +76,12 @@ def _check_cas(S) -> tuple[int, int, int]:
 
 
 def _check_attention(A, B: int, T: int, probability: bool) -> None:
-    check_tensor("A", A, 2)
+    check_tensor("A", A, 2, finite=False)
     check_shape("A", A, (B, T), "(B, T) of S")
     if probability:
-        check_range("A", A, 0.0, 1.0)
+        check_range("A", A, 0.0, 1.0)  # also rejects NaN and inf
+    else:
+        check_magnitude("A", A)
 
 
 def _check_video_labels(labels, B: int, K: int) -> None:
@@ -82,11 +106,12 @@ def topk_k(T: int, r: int) -> int:
 def topk_mean(S: torch.Tensor, k: int) -> torch.Tensor:
     """Eq. 1: gamma_c = mean of the k largest values of S[:, c] over time.
 
-    S: (B, T, K), k in [1, T] -> gamma: (B, K).
+    S: (B, T, K), k in [1, T] -> gamma: (B, K). Finite for every finite float32 S: the sum is
+    taken in float64, where k values near the float32 maximum cannot overflow.
     """
-    _, T, _ = _check_cas(S)
+    _, T, _ = _check_cas(S, bound=math.inf)
     _check_k(k, T)
-    return S.topk(k, dim=1).values.mean(dim=1)
+    return S.topk(k, dim=1).values.mean(dim=1, dtype=torch.float64).to(S.dtype)
 
 
 def video_scores(gamma: torch.Tensor) -> torch.Tensor:
@@ -103,7 +128,7 @@ def snippet_softmax(S: torch.Tensor) -> torch.Tensor:
 
     S: (B, T, K) -> (B, T, K).
     """
-    _check_cas(S)
+    _check_cas(S, bound=math.inf)  # max-subtracted: finite for any finite S
     return torch.softmax(S, dim=-1)
 
 
@@ -270,7 +295,8 @@ def vcl_loss(
     """
     B, T, K = _check_cas(S)
     _check_attention(A, B, T, probability=False)
-    check_tensor("X_hat", X_hat, 3)
+    check_tensor("X_hat", X_hat, 3, finite=False)
+    check_magnitude("X_hat", X_hat)
     check_shape("X_hat", X_hat, (B, T, None), "(B, T, D) with B, T of S")
     _check_video_labels(labels, B, K)
     check_number("delta", delta)
@@ -388,7 +414,8 @@ def scl_loss(S: torch.Tensor, A: torch.Tensor, alpha: float = 4.0, variant: str 
 def attention_norm_loss(A: torch.Tensor) -> torch.Tensor:
     """CO2-Net's ``loss_norm`` (not in the paper; opt-in): mean of the attention, pushing it
     towards sparsity. A: (B, T) -> 0-D tensor."""
-    check_tensor("A", A, 2)
+    check_tensor("A", A, 2, finite=False)
+    check_magnitude("A", A)
     return A.mean()
 
 
