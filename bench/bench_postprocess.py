@@ -6,10 +6,14 @@
 * Soft-NMS alone for N = 1k, 10k, 50k gaussian-decayed segments (starts uniform over
   3,000 s, lengths exponential with mean 20 s): the native sweep vs the native O(N^2) loop
   (the structure of the public C++ implementations) vs the numpy reference;
-* per-video latency of detect_videos (native).
+* per-video latency of detect_videos (native);
+* with --dense-growth (script mode only), the dense worst case instead: one group of N = 25k ..
+  200k segments, starts uniform over [0, 100] (every segment overlaps nearly every other, so the
+  work is quadratic), one run each, and the empirical exponent of the growth.
 
     .venv/bin/pytest bench/bench_postprocess.py --benchmark-only --benchmark-group-by=group
     .venv/bin/python bench/bench_postprocess.py      # the same figures as one table (and ratios)
+    .venv/bin/python bench/bench_postprocess.py --dense-growth
 
 The numpy reference at 50k takes tens of seconds: it runs once (pedantic, rounds=1) and only
 with HIMNET_FAST_BENCH_SLOW=1 (the script mode always runs it unless --skip-slow).
@@ -34,6 +38,8 @@ from himnet_fast.reference import postprocess as ref
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("HIMNET_FAST_SHARED_DATA", ROOT.parent / "shared" / "data")) / "thumos14"
 SOFT_NMS_SIZES = (1_000, 10_000, 50_000)
+DENSE_SIZES = (25_000, 50_000, 100_000, 200_000)
+DENSE_SPAN = 100.0  # starts over [0, 100] s with lengths ~ Exp(20 s): nearly every pair overlaps
 
 
 def bench_config() -> DetectionConfig:
@@ -68,10 +74,10 @@ def thumos14_test_inputs(seed: int = 0):
     return synthetic_video_outputs(lengths, spans, num_classes=len(classes), seed=seed)
 
 
-def soft_nms_inputs(n: int, seed: int = 0):
-    """N segments: starts uniform over 3,000 s, lengths exponential (mean 20 s); scores uniform."""
+def soft_nms_inputs(n: int, seed: int = 0, span: float = 3000.0):
+    """N segments: starts uniform over `span` s, lengths exponential (mean 20 s); scores uniform."""
     rng = np.random.default_rng(seed)
-    start = rng.uniform(0.0, 3000.0, n)
+    start = rng.uniform(0.0, span, n)
     seg = np.stack([start, start + rng.exponential(20.0, n)], 1)
     return torch.from_numpy(seg), torch.from_numpy(rng.random(n))
 
@@ -159,12 +165,32 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+def dense_growth() -> None:
+    """Seconds of the native Soft-NMS on DENSE_SIZES dense segments (one run each: the largest
+    takes tens of seconds) and the exponent of t ~ n^k, between neighbours and fitted overall."""
+    print(f"Dense Soft-NMS (gaussian, sigma 0.3, one group), starts over [0, {DENSE_SPAN:g}] s, lengths ~ Exp(20 s):")
+    print(f"  {'N':>7} {'seconds':>8} {'exponent':>8}")
+    times = []
+    for n in DENSE_SIZES:
+        seg, scores = soft_nms_inputs(n, span=DENSE_SPAN)
+        times.append(best_of(lambda: P.soft_nms(seg, scores, backend="cpp"), 1))
+        k = "" if len(times) < 2 else f"{np.log(times[-1] / times[-2]) / np.log(n / DENSE_SIZES[len(times) - 2]):8.2f}"
+        print(f"  {n:>7} {times[-1]:8.2f} {k:>8}", flush=True)
+    fit = np.polyfit(np.log(DENSE_SIZES), np.log(times), 1)[0]
+    print(f"  least-squares exponent over all sizes: {fit:.2f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skip-slow", action="store_true", help="skip the 50k numpy reference (tens of seconds)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dense-growth", action="store_true", help="only the dense worst case (about a minute)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.dense_growth:
+        print(f"torch {torch.__version__}, {args.threads} thread(s); one run per size")
+        dense_growth()
+        return 0
     print(f"torch {torch.__version__}, {args.threads} thread(s); times are the best of several runs")
     inputs = thumos14_test_inputs()
     if inputs is not None:

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <optional>
 
 #include "ops/postprocess/nms.h"
 
@@ -70,7 +71,9 @@ inline ProposalInputs contiguous_proposal_inputs(const at::Tensor& attention, co
 // per device); returns the checked parameters.
 inline NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& scores,
                                        const at::Tensor& groups, int64_t method, double sigma,
-                                       double iou_threshold, double min_score, double offset) {
+                                       double iou_threshold, double min_score, double offset,
+                                       const std::optional<int64_t>& pre_nms_topk,
+                                       const std::optional<at::Tensor>& cancel) {
   TORCH_CHECK_VALUE(segments.dim() == 2 && segments.size(1) == 2,
                     "batched_soft_nms: segments must be (N, 2), got ", segments.sizes());
   TORCH_CHECK_VALUE(scores.dim() == 1 && scores.size(0) == segments.size(0),
@@ -92,6 +95,11 @@ inline NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Ten
   TORCH_CHECK_VALUE(offset == 0.0 || offset == 1.0, "batched_soft_nms: offset must be 0 or 1, got ",
                     offset);
   TORCH_CHECK_VALUE(!std::isnan(min_score), "batched_soft_nms: min_score must not be NaN");
+  TORCH_CHECK_VALUE(!pre_nms_topk.has_value() || *pre_nms_topk >= 1,
+                    "batched_soft_nms: pre_nms_topk must be a positive integer, got ", pre_nms_topk.value_or(0));
+  TORCH_CHECK_VALUE(!cancel.has_value() || (cancel->scalar_type() == at::kInt && cancel->numel() == 1 &&
+                                            cancel->device().is_cpu()),
+                    "batched_soft_nms: cancel must be a (1,) int32 CPU tensor");
   NmsParams params;
   params.method = method;
   params.sigma = sigma;

@@ -30,7 +30,12 @@ TORCH_LIBRARY(himnet_fast, m) {
   // int64; method 0 hard, 1 linear, 2 gaussian; offset 0 or 1 (legacy IoU) ->
   // keep (M,) int64 indices ordered by group id then selection, kept scores (M,)
   // float64. quadratic=True runs the O(n^2) baseline loop (CPU; same result).
+  // pre_nms_topk=k: only the k highest-scored segments of each group (ties at the cut to
+  // the lower index) take part. cancel: a (1,) int32 CPU tensor that the CPU loops read
+  // while they run; once another thread sets it non-zero they stop with an error (the
+  // CUDA kernel does not read it).
   m.def(
       "batched_soft_nms(Tensor segments, Tensor scores, Tensor groups, int method, float sigma, "
-      "float iou_threshold, float min_score, float offset, bool quadratic=False) -> (Tensor, Tensor)");
+      "float iou_threshold, float min_score, float offset, bool quadratic=False, int? pre_nms_topk=None, "
+      "Tensor? cancel=None) -> (Tensor, Tensor)");
 }

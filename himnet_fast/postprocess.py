@@ -40,6 +40,8 @@ class DetectionConfig:
     offset: 1 (the base code's "+1" IoU on snippet indices, the default) or 0 (continuous IoU).
     seconds_per_snippet: 16 frames at 25 fps.
     max_per_video: keep only the highest-scored detections of each video (None: all).
+    pre_nms_topk: keep only the k highest-scored proposals of each (video, class) before the
+    NMS (ties to the earlier proposal), bounding its cost; None (the default): all of them.
     backend: "auto" | "cpp" | "reference" for the proposal and NMS ops (option ``--post-backend``).
     """
 
@@ -55,6 +57,7 @@ class DetectionConfig:
     offset: int = 1
     seconds_per_snippet: float = SECONDS_PER_SNIPPET
     max_per_video: Optional[int] = None
+    pre_nms_topk: Optional[int] = None
     backend: str = "auto"
 
     def __post_init__(self):
@@ -75,6 +78,9 @@ class DetectionConfig:
             raise ValueError(f"DetectionConfig: offset must be 0 or 1, got {self.offset}")
         if self.max_per_video is not None and self.max_per_video < 0:
             raise ValueError(f"DetectionConfig: max_per_video must be >= 0 or None, got {self.max_per_video}")
+        k = self.pre_nms_topk
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"DetectionConfig: pre_nms_topk must be a positive integer or None, got {k!r}")
         if self.min_score is not None and math.isnan(self.min_score):
             raise ValueError("DetectionConfig: min_score must be a number or None, got NaN")
         if self.backend not in ("auto", "cpp", "reference"):
@@ -174,7 +180,8 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
     groups = ids[:, 0] * K + ids[:, 1]
     keep, kept = ops.batched_soft_nms(ids[:, 2:4], scores, groups, sigma=cfg.sigma,
                                       iou_threshold=cfg.iou_threshold, min_score=cfg.min_score,
-                                      method=cfg.nms_method, offset=cfg.offset, backend=backend)
+                                      method=cfg.nms_method, offset=cfg.offset, backend=backend,
+                                      pre_nms_topk=cfg.pre_nms_topk)
     # mode="clip" (the indices are valid) writes straight into the reused buffer; "raise" buffers.
     kept_ids = np.take(ids.numpy(), keep.numpy(), axis=0, out=_scratch("kept_ids", (keep.shape[0], 4), np.int64),
                        mode="clip")

@@ -4,6 +4,10 @@ real THUMOS14 lengths, hypothesis properties, errors, fake (meta) kernels.
 On the CPU the native ops promise the reference's bits, so equality is exact
 (stricter than the 1e-6 of the acceptance criteria)."""
 import math
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -431,11 +435,29 @@ def test_quadratic_baseline_matches_sweep():
                     op(seg, scores, groups, method, 0.3, 0.5, 0.01, 0.0, False))
 
 
+def test_raw_op_cancel_flag_and_pre_nms_topk():
+    op = torch.ops.himnet_fast.batched_soft_nms
+    rng = np.random.default_rng(2)
+    seg = torch.from_numpy(random_segments(rng, 3000, span=50.0, mean_length=20.0))  # dense: no pair lists
+    args = (seg, torch.from_numpy(rng.random(3000)), torch.zeros(3000, dtype=torch.int64), 2, 0.3, 0.7, -math.inf,
+            0.0)
+    for quadratic in (False, True):  # a flag set before the call stops the first selection
+        with pytest.raises(RuntimeError, match="cancelled"):
+            op(*args, quadratic, cancel=torch.ones(1, dtype=torch.int32))
+    with pytest.raises(RuntimeError, match="cancelled"):  # small groups (pair lists) stop between groups
+        op(seg, args[1], torch.arange(3000) % 500, *args[3:], cancel=torch.ones(1, dtype=torch.int32))
+    assert_same(op(*args, cancel=torch.zeros(1, dtype=torch.int32)), op(*args))
+    with pytest.raises(ValueError, match="cancel must be"):
+        op(*args, cancel=torch.zeros(1))
+    with pytest.raises(ValueError, match="pre_nms_topk must be a positive integer"):
+        op(*args, pre_nms_topk=0)
+
 def test_fake_kernels_pass_opcheck():
     seg = torch.tensor([[0.0, 4.0], [2.0, 6.0], [9.0, 12.0]], dtype=torch.float64)
     args = (seg, torch.tensor([0.9, 0.8, 0.3], dtype=torch.float64), torch.tensor([0, 0, 1]), 2, 0.3, 0.7, 0.0, 0.0)
-    torch.library.opcheck(torch.ops.himnet_fast.batched_soft_nms.default, args,
-                          test_utils=("test_schema", "test_faketensor"))
+    for extra in ((), (False, 1, torch.zeros(1, dtype=torch.int32))):  # pre_nms_topk, cancel
+        torch.library.opcheck(torch.ops.himnet_fast.batched_soft_nms.default, args + extra,
+                              test_utils=("test_schema", "test_faketensor"))
     att = torch.tensor([0.9, 0.2, 0.8, 0.7])
     pargs = (att, torch.rand(4, 2), torch.tensor([0, 4]), torch.tensor([[0, 1]]),
              torch.tensor([0.5], dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64), 0.2)
@@ -444,6 +466,135 @@ def test_fake_kernels_pass_opcheck():
     torch.library.opcheck(torch.ops.himnet_fast.video_scores.default, (torch.rand(6, 3), torch.tensor([0, 2, 6]), 10),
                           test_utils=("test_schema", "test_faketensor"))
 
+
+
+# ----------------------------------------------------------------------------- bounds, Ctrl-C (issue 13)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "reference"])
+def test_proposals_reject_non_integer_indices_and_non_finite_weight(backend):
+    att, cas = torch.rand(5), torch.rand(5, 3)
+    off, rows = torch.tensor([0, 5]), torch.tensor([[0, 1]])
+    want = P.proposals(att, cas, off, rows, [0.5], backend=backend)
+    assert_same(P.proposals(att, cas, off.double(), rows.double(), [0.5], backend=backend), want)  # 5.0 is 5
+    with pytest.raises(ValueError, match=r"offsets must hold integers, got 2\.5"):
+        P.proposals(att, cas, torch.tensor([0, 2.5, 5]), rows, [0.5], backend=backend)  # was read as [0, 2, 5]
+    with pytest.raises(ValueError, match=r"selected must hold integers, got 1\.5"):
+        P.proposals(att, cas, off, torch.tensor([[0, 1.5]]), [0.5], backend=backend)
+    with pytest.raises(ValueError, match="selected must hold integers, got nan"):
+        P.proposals(att, cas, off, np.array([[0, math.nan]]), [0.5], backend=backend)
+    with pytest.raises(ValueError, match=r"offsets must hold integers, got 2\.5"):
+        P.video_scores(cas, np.array([0, 2.5, 5]), backend=backend)
+    for weight in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="weight must be a finite number"):
+            P.proposals(att, cas, off, rows, [0.5], weight=weight, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "reference"])
+def test_soft_nms_rejects_segments_whose_length_overflows(backend):
+    seg = torch.tensor([[0.0, 1.0], [-1e308, 1e308], [-1e308, 1e308]], dtype=torch.float64)
+    groups = torch.zeros(3, dtype=torch.int64)
+    for method in METHODS:  # the native sweep used to drop one of the two long segments
+        with pytest.raises(ValueError, match=r"segment lengths must be finite \(end - start overflows"):
+            P.batched_soft_nms(seg, torch.tensor([0.5, 0.9, 0.4]), groups, method=method, backend=backend)
+    many = torch.cat([torch.zeros(P._INTERRUPTIBLE_MIN_SEGMENTS, 2), seg[1:2]])  # the worker thread re-raises
+    with pytest.raises(ValueError, match=r"segment lengths must be finite"):
+        P.soft_nms(many, torch.ones(len(many)), backend=backend)
+    if backend == "cpp":
+        with pytest.raises(ValueError, match=r"end - start overflows at segments\[1\]"):
+            torch.ops.himnet_fast.batched_soft_nms(seg, torch.ones(3), torch.zeros(3, dtype=torch.int64), 2, 0.3,
+                                                   0.7, 0.0, 0.0)
+
+
+def test_soft_nms_huge_finite_coordinates_match_reference():
+    # Lengths up to ~1.6e308 (finite, but sums of two overflow): the pair-list, per-overlap
+    # and length-bucket paths all agree with the reference.
+    rng = np.random.default_rng(13)
+    for n in (40, 2500):
+        start = rng.uniform(-1.0, 0.1, n) * 1e308
+        seg = np.stack([start, start + rng.uniform(0.0, 1.5, n) * 1e308], 1)
+        seg[: n // 4] = rng.uniform(-5.0, 5.0, (n // 4, 1)) + [0.0, 1.0]  # and some short ones
+        with np.errstate(over="ignore", invalid="ignore"):
+            for method, offset in (("gaussian", 0), ("linear", 1), ("hard", 0)):
+                both(P.soft_nms, seg, rng.random(n), method=method, offset=offset, iou_threshold=0.3)
+
+
+def test_pre_nms_topk_keeps_the_best_of_each_group_ties_to_the_lower_index():
+    seg = torch.tensor([[10.0 * i, 10.0 * i + 5] for i in range(7)], dtype=torch.float64)  # disjoint
+    scores = torch.tensor([0.5, 0.9, 0.5, 0.5, 0.7, 0.1, 0.5], dtype=torch.float64)
+    keep, kept = both(P.batched_soft_nms, seg, scores, torch.tensor([3, 3, 3, 3, -1, -1, -1]), pre_nms_topk=2)
+    assert keep.tolist() == [4, 6, 1, 0] and kept.tolist() == [0.7, 0.5, 0.9, 0.5]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pre_nms_topk_matches_reference(seed):
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(1, 3000))
+    seg = random_segments(rng, n, span=300.0, integer=seed % 2 == 0)
+    scores = np.round(rng.random(n), 2)  # ties at the cut
+    groups = rng.integers(0, 1 + 3 * seed, n)
+    sizes = np.bincount(groups)
+    for k in (1, 7, 400, int(sizes.max())):
+        for method in METHODS:
+            keep, kept = both(P.batched_soft_nms, seg, scores, groups, method=method, pre_nms_topk=k,
+                              min_score=0.05 if seed == 1 else None, offset=seed % 2)
+            assert np.all(np.bincount(groups[keep.numpy()]) <= k)
+    assert_same(P.batched_soft_nms(seg, scores, groups, pre_nms_topk=int(sizes.max())),
+                P.batched_soft_nms(seg, scores, groups))  # a cut above every group changes nothing
+    for bad in (0, -3, 2.5, True):
+        raises_in_both_backends(lambda b: P.soft_nms(seg, scores, pre_nms_topk=bad, backend=b),
+                                "pre_nms_topk must be a positive integer")
+
+
+def test_detect_videos_pre_nms_topk_matches_reference():
+    att, cas = synthetic_video_outputs([300, 41, 700], seed=4)
+    cfg = DetectionConfig(pre_nms_topk=5)
+    got, want = detect_videos(att, cas, cfg, backend="cpp"), detect_videos(att, cas, cfg, backend="reference")
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    full = detect_videos(att, cas, DetectionConfig(), backend="cpp")
+    assert sum(len(g) for g in got) < sum(len(f) for f in full)
+
+
+# A dense Soft-NMS (every segment overlaps every other: O(n^2), about 20 s at n = 250k on the
+# 2-core development machine, BENCHMARKS.md), interrupted one second after it starts. The
+# child stamps the moment it catches the KeyboardInterrupt on the system-wide monotonic clock.
+INTERRUPTED_CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+import numpy as np, torch
+from himnet_fast.ops import postprocess as P
+n = int(sys.argv[1])
+rng = np.random.default_rng(0)
+start = rng.uniform(0.0, 100.0, n)
+seg = torch.from_numpy(np.stack([start, start + rng.exponential(20.0, n)], 1))
+print("started", flush=True)
+try:
+    P.soft_nms(seg, torch.from_numpy(rng.random(n)), backend="cpp")
+except KeyboardInterrupt:
+    print("interrupted", time.monotonic(), flush=True)
+    raise
+print("finished", flush=True)
+"""
+
+
+def test_soft_nms_stops_on_ctrl_c():
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_CHILD, "250000"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "started"
+        time.sleep(1.0)
+        child.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = child.communicate(timeout=5.0)  # the interpreter's exit takes about a second
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        pytest.fail("Soft-NMS ignored SIGINT for 5 s")
+    assert "finished" not in out, "the Soft-NMS ended before the SIGINT: make it larger"
+    assert err.rstrip().endswith("KeyboardInterrupt"), err
+    assert child.returncode == -signal.SIGINT  # Python's exit status for an uncaught KeyboardInterrupt
+    assert float(out.split("interrupted")[1]) - sent < 1.0
 
 def test_cuda_ops_match_reference(cuda_device):
     rng = np.random.default_rng(11)
@@ -463,3 +614,21 @@ def test_cuda_ops_match_reference(cuda_device):
     want_ids, want_sc = P.proposals(att, cas, offsets, rows, vs, backend="reference")
     assert torch.equal(ids.cpu(), want_ids)
     torch.testing.assert_close(sc.cpu(), want_sc, rtol=0, atol=1e-6)
+
+
+
+def test_cuda_pre_nms_topk_and_length_check(cuda_device):
+    rng = np.random.default_rng(12)
+    seg = random_segments(rng, 800, span=200.0, mean_length=10.0, integer=True)
+    scores, groups = np.round(rng.random(800), 2), rng.integers(0, 5, 800)
+    for k in (1, 30):
+        keep, kept = P.batched_soft_nms(torch.from_numpy(seg).to(cuda_device), torch.from_numpy(scores).to(cuda_device),
+                                        torch.from_numpy(groups).to(cuda_device), pre_nms_topk=k, backend="cpp")
+        want_keep, want_kept = ref.batched_soft_nms_reference(seg, scores, groups, pre_nms_topk=k)
+        np.testing.assert_array_equal(keep.cpu().numpy(), want_keep)
+        np.testing.assert_allclose(kept.cpu().numpy(), want_kept, rtol=0, atol=1e-6)
+    zeros = (torch.tensor([[0.0, 1.0], [5.0, 6.0]], device=cuda_device), torch.tensor([-0.0, 0.0], device=cuda_device))
+    assert P.soft_nms(*zeros, pre_nms_topk=1, backend="cpp")[0].tolist() == [0]  # -0 ties +0: the lower index
+    huge = torch.tensor([[-1e308, 1e308]], dtype=torch.float64, device=cuda_device)
+    with pytest.raises(ValueError, match=r"end - start overflows"):
+        P.soft_nms(huge, torch.ones(1, device=cuda_device), backend="cpp")

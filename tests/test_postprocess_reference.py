@@ -135,6 +135,21 @@ def test_batched_soft_nms_reference_groups_independently():
     assert kept.tolist() == [0.7, 0.9]
 
 
+def test_soft_nms_reference_pre_nms_topk_keeps_the_best_ties_to_the_lower_index():
+    # Disjoint segments: nothing decays, so the picks show which segments survived the cut.
+    seg = [[10 * i, 10 * i + 5] for i in range(7)]
+    scores = [0.5, 0.9, 0.5, 0.5, 0.7, 0.1, 0.5]
+    keep, kept = ref.batched_soft_nms_reference(seg, scores, [0, 0, 0, 0, 1, 1, 1], pre_nms_topk=2)
+    assert keep.tolist() == [1, 0, 4, 6] and kept.tolist() == [0.9, 0.5, 0.7, 0.5]
+    # The cut comes before the NMS: [2, 6] (0.8) is cut, so it no longer decays [0, 4]'s neighbour.
+    seg = [[0, 4], [2, 6], [1, 5]]
+    keep, kept = ref.soft_nms_reference(seg, [0.9, 0.8, 0.7], pre_nms_topk=2)
+    want = ref.soft_nms_reference([[0, 4], [2, 6]], [0.9, 0.8])
+    assert keep.tolist() == want[0].tolist() and kept.tolist() == want[1].tolist()
+    assert ref.soft_nms_reference(seg, [0.9, 0.8, 0.7], pre_nms_topk=3)[0].tolist() == \
+        ref.soft_nms_reference(seg, [0.9, 0.8, 0.7])[0].tolist()
+
+
 def _bump_video():
     # One video, T = 40, K = 3 (classes 0, 1 + background). Attention high on [10, 20).
     T = 40
@@ -173,6 +188,23 @@ def test_detection_config_validates():
     with pytest.raises(ValueError, match="thresholds"):
         DetectionConfig(thresholds=[0.5, float("nan")])
     assert DetectionConfig().thresholds == tuple(np.linspace(0.1, 0.9, 10))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="pre_nms_topk"):
+            DetectionConfig(pre_nms_topk=bad)
+    assert DetectionConfig().pre_nms_topk is None
+
+
+def test_pre_nms_topk_is_a_train_option():
+    import argparse
+
+    from himnet_fast.config import RunConfig, add_config_arguments, apply_overrides
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, RunConfig())
+    assert "--pre-nms-topk" in parser.format_help()
+    cfg = apply_overrides(RunConfig(), vars(parser.parse_args(["--pre-nms-topk", "50"])))
+    assert cfg.detect.pre_nms_topk == 50
+    assert apply_overrides(RunConfig(), vars(parser.parse_args([]))).detect.pre_nms_topk is None
 
 
 def test_detect_videos_rejects_mismatched_inputs():

@@ -171,6 +171,39 @@ HF_TEST(soft_nms_pairs_declines_above_its_pair_budget) {
   HF_EXPECT(keep[0] == 0 && kept[0] == 0.9);
 }
 
+HF_TEST(soft_nms_loops_stop_when_cancelled) {
+  // Dense segments (every pair overlaps) through each selection loop: the per-overlap
+  // sweep (hard, linear, pruned gaussian), the length buckets (gaussian) and the O(n^2)
+  // loop. A set flag stops them; a clear one changes nothing.
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const int64_t n = 2500;
+  std::vector<double> s(n), e(n), sc(n);
+  for (int64_t i = 0; i < n; ++i) {
+    s[i] = 10.0 * u(rng);
+    e[i] = s[i] + 20.0 + 10.0 * u(rng);
+    sc[i] = u(rng);
+  }
+  NmsWorkspace ws;
+  std::vector<int64_t> k1(n), k2(n);
+  std::vector<double> v1(n), v2(n);
+  for (int variant = 0; variant < 4; ++variant) {
+    NmsParams p;
+    p.method = variant < 3 ? variant : kNmsGaussian;
+    p.min_score = variant == 3 ? 0.01 : -INFINITY;
+    int32_t flag = 1;
+    HF_EXPECT(soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws, &flag) ==
+              kNmsCancelled);
+    HF_EXPECT(soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), &flag) ==
+              kNmsCancelled);
+    flag = 0;
+    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws, &flag);
+    const int64_t m2 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data(), ws);
+    HF_EXPECT(m1 == m2 && m1 > 0 && std::equal(k1.begin(), k1.begin() + m1, k2.begin()) &&
+              std::equal(v1.begin(), v1.begin() + m1, v2.begin()));
+  }
+}
+
 HF_TEST(decay_exp_is_exp_within_two_ulp) {
   HF_EXPECT(decay_exp(0.0) == 1.0 && decay_exp(-0.0) == 1.0);
   HF_EXPECT(decay_exp(-std::log(2.0)) == 0.5);

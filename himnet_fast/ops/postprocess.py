@@ -14,6 +14,8 @@ Scores are computed and returned in float64.
 from __future__ import annotations
 
 import math
+import numbers
+import threading
 
 import numpy as np
 import torch
@@ -45,7 +47,7 @@ if native_available() and all(_native_has(n) for n in ("proposals", "video_score
 
     @torch.library.register_fake("himnet_fast::batched_soft_nms")
     def _batched_soft_nms_fake(segments, scores, groups, method, sigma, iou_threshold, min_score, offset,
-                               quadratic=False):
+                               quadratic=False, pre_nms_topk=None, cancel=None):
         count = torch.library.get_ctx().new_dynamic_size()
         return groups.new_empty((count,)), segments.new_empty((count,), dtype=torch.float64)
 
@@ -60,6 +62,10 @@ def _tensor(name: str, op: str, value, dtype=None, device=None) -> torch.Tensor:
             raise ValueError(f"{op}: {name} must be a tensor or array-like, got {type(value).__name__}") from exc
     if device is not None:
         t = t.to(device)
+    if dtype is not None and not dtype.is_floating_point and t.is_floating_point():
+        bad = ~(torch.isfinite(t) & (t == t.trunc()))  # the cast would truncate (or garble) these
+        if bool(bad.any()):
+            raise ValueError(f"{op}: {name} must hold integers, got {t[bad][0].item()}")
     if dtype is not None:
         t = t.to(dtype)
     return t
@@ -166,12 +172,14 @@ def proposals(
             raise ValueError(f"{op}: selected rows must name videos in [0, {videos}) and classes in [0, {K})")
     if not bool(torch.isfinite(video_scores).all()) or not bool(torch.isfinite(thresholds).all()):
         raise ValueError(f"{op}: video_scores and thresholds must be finite")
+    weight = float(weight)
+    if not math.isfinite(weight):
+        raise ValueError(f"{op}: weight must be a finite number, got {weight}")
     if native:
-        return torch.ops.himnet_fast.proposals(attention, cas, offsets, selected, video_scores, thresholds,
-                                               float(weight))
+        return torch.ops.himnet_fast.proposals(attention, cas, offsets, selected, video_scores, thresholds, weight)
     ids, scores = ref.proposals_reference(attention.cpu().numpy(), cas.cpu().numpy(), off.numpy(),
                                           selected.cpu().numpy(), video_scores.cpu().numpy(),
-                                          thresholds.cpu().numpy(), float(weight))
+                                          thresholds.cpu().numpy(), weight)
     return torch.from_numpy(ids).to(device), torch.from_numpy(scores).to(device)
 
 
@@ -203,10 +211,12 @@ def _nms_inputs(op: str, segments, scores, groups, check_values: bool):
         raise ValueError(f"{op}: segments contain NaN or infinity")
     if bool((segments[:, 1] < segments[:, 0]).any()):
         raise ValueError(f"{op}: every segment must end at or after its start (segments[:, 1] >= segments[:, 0])")
+    if not bool(torch.isfinite(segments[:, 1] - segments[:, 0]).all()):
+        raise ValueError(f"{op}: segment lengths must be finite (end - start overflows)")
     return segments, scores, groups
 
 
-def _nms_params(op: str, method: str, sigma: float, iou_threshold: float, min_score, offset) -> tuple:
+def _nms_params(op: str, method: str, sigma: float, iou_threshold: float, min_score, offset, pre_nms_topk) -> tuple:
     if method not in _METHOD_IDS:
         raise ValueError(f"{op}: method must be one of {tuple(_METHOD_IDS)}, got {method!r}")
     if not (sigma > 0 and math.isfinite(sigma)):
@@ -218,7 +228,11 @@ def _nms_params(op: str, method: str, sigma: float, iou_threshold: float, min_sc
     min_score = -math.inf if min_score is None else float(min_score)
     if math.isnan(min_score):
         raise ValueError(f"{op}: min_score must not be NaN")
-    return method, float(sigma), float(iou_threshold), min_score, float(offset)
+    if pre_nms_topk is not None and (isinstance(pre_nms_topk, bool) or not isinstance(pre_nms_topk, numbers.Integral)
+                                     or pre_nms_topk < 1):
+        raise ValueError(f"{op}: pre_nms_topk must be a positive integer or None, got {pre_nms_topk!r}")
+    topk = None if pre_nms_topk is None else int(pre_nms_topk)
+    return method, float(sigma), float(iou_threshold), min_score, float(offset), topk
 
 
 def batched_soft_nms(
@@ -231,12 +245,28 @@ def batched_soft_nms(
     method: str = "gaussian",
     offset: int = 0,
     backend: str = "auto",
+    pre_nms_topk: int | None = None,
 ):
     """(Soft-)NMS of every group of segments in one call.
 
+    The native sweep's work follows the number of overlapping pairs, so it is quadratic when
+    every segment overlaps every other. Dense worst case: one group, starts uniform in [0, 100],
+    lengths ~ Exp(20), gaussian, seconds of one run (``python bench/bench_postprocess.py
+    --dense-growth`` on the 2-core development CPU, shared with other jobs at the time; the
+    CUDA kernel on an H200; BENCHMARKS.md):
+
+        n               25k     50k    100k    200k    exponent
+        CPU (1 thread)  0.58    2.14    8.24   38.96    2.01
+        CUDA (H200)     1.77    7.22   30.2             2.05
+
+    Bound it with ``pre_nms_topk``. Ctrl-C stops a CPU call within one selection (calls of at
+    least _INTERRUPTIBLE_MIN_SEGMENTS segments from the main thread run in a worker thread that
+    the main thread stops); a CUDA call is not interruptible: Ctrl-C takes effect when it returns.
+
     Args:
-        segments: (N, 2) [start, end], end >= start, finite (float32 / float64 / int64 are read
-            in place by the native op, any strides; other dtypes are converted to float64).
+        segments: (N, 2) [start, end], end >= start, finite, end - start finite (float32 /
+            float64 / int64 are read in place by the native op, any strides; other dtypes are
+            converted to float64).
         scores: (N,) finite scores.
         groups: (N,) integer group ids (any order; segments only interact within a group).
         sigma: gaussian width (decay exp(-iou^2 / sigma)).
@@ -245,6 +275,9 @@ def batched_soft_nms(
         method: "gaussian" | "linear" | "hard".
         offset: 0 continuous IoU, 1 legacy inclusive "+1" IoU.
         backend: "auto" | "reference" | "cpp".
+        pre_nms_topk: keep only the k highest-scored segments of each group before the NMS
+            (ties at the cut to the lower index), as ActionFormer / OpenTAD cap their
+            candidates; None (default): all.
 
     Returns:
         keep (M,) int64 indices, grouped by ascending group id, each group in selection
@@ -252,19 +285,65 @@ def batched_soft_nms(
         float64, the score each kept segment had when picked.
     """
     return _run_nms("batched_soft_nms", segments, scores, groups, sigma, iou_threshold, min_score, method, offset,
-                    backend)
+                    backend, pre_nms_topk)
 
 
-def _run_nms(op, segments, scores, groups, sigma, iou_threshold, min_score, method, offset, backend):
+# Native CPU calls with at least this many segments run in a worker thread that Ctrl-C can
+# stop (_interruptible): below it even the dense worst case ends within about a quarter of a
+# second (0.58 s at 25k, quadratic), and small calls (one video) are spared the thread's start.
+_INTERRUPTIBLE_MIN_SEGMENTS = 16_384
+# How often the waiting main thread wakes up, so that Python runs its SIGINT handler even
+# when the kernel delivered the signal to the worker thread (which does not end the wait).
+_INTERRUPT_POLL_SECONDS = 0.1
+
+
+def _interruptible(op, *args, **kwargs):
+    """op(*args, **kwargs, cancel=flag) in a worker thread (torch ops release the GIL), the
+    main thread waiting. On Ctrl-C it sets the flag, which the native loops read once per
+    selection, waits for the op to return, and re-raises the KeyboardInterrupt.
+
+    The wait is on an Event set once the op has returned: an interrupted Thread.join() may
+    mark a running thread as stopped (CPython 3.11), and the interpreter must not shut down
+    while the op is still in C++ (its worker would abort the process).
+    """
+    flag = torch.zeros(1, dtype=torch.int32)
+    outcome, done = {}, threading.Event()
+
+    def work():
+        try:
+            outcome["result"] = op(*args, **kwargs, cancel=flag)
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="himnet_fast-soft-nms", daemon=True).start()
+    try:
+        while not done.wait(_INTERRUPT_POLL_SECONDS):
+            pass
+    except KeyboardInterrupt:
+        flag[0] = 1
+        done.wait()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _run_nms(op, segments, scores, groups, sigma, iou_threshold, min_score, method, offset, backend, pre_nms_topk):
     native = _choose(op, backend) == "cpp"
     segments, scores, groups = _nms_inputs(op, segments, scores, groups, check_values=not native)
-    method, sigma, iou_threshold, min_score, offset = _nms_params(op, method, sigma, iou_threshold, min_score, offset)
+    method, sigma, iou_threshold, min_score, offset, pre_nms_topk = _nms_params(
+        op, method, sigma, iou_threshold, min_score, offset, pre_nms_topk)
     if native:
-        return torch.ops.himnet_fast.batched_soft_nms(segments, scores, groups, _METHOD_IDS[method], sigma,
-                                                      iou_threshold, min_score, offset)
+        args = (segments, scores, groups, _METHOD_IDS[method], sigma, iou_threshold, min_score, offset)
+        if (segments.device.type == "cpu" and segments.shape[0] >= _INTERRUPTIBLE_MIN_SEGMENTS
+                and threading.current_thread() is threading.main_thread()):  # only it receives Ctrl-C
+            return _interruptible(torch.ops.himnet_fast.batched_soft_nms, *args, pre_nms_topk=pre_nms_topk)
+        return torch.ops.himnet_fast.batched_soft_nms(*args, pre_nms_topk=pre_nms_topk)
     keep, kept = ref.batched_soft_nms_reference(
         segments.cpu().numpy(), scores.cpu().numpy(), groups.cpu().numpy(), method=method, sigma=sigma,
-        iou_threshold=iou_threshold, min_score=min_score, offset=offset)
+        iou_threshold=iou_threshold, min_score=min_score, offset=offset, pre_nms_topk=pre_nms_topk)
     return torch.from_numpy(keep).to(segments.device), torch.from_numpy(kept).to(segments.device)
 
 
@@ -277,13 +356,15 @@ def soft_nms(
     method: str = "gaussian",
     offset: int = 0,
     backend: str = "auto",
+    pre_nms_topk: int | None = None,
 ):
     """Soft-NMS of one set of segments: ``batched_soft_nms`` with a single group.
 
     Args and returns as ``batched_soft_nms`` (segments (N, 2), scores (N,) ->
     keep (M,) int64 in selection order, kept_scores (M,) float64).
     """
-    return _run_nms("soft_nms", segments, scores, None, sigma, iou_threshold, min_score, method, offset, backend)
+    return _run_nms("soft_nms", segments, scores, None, sigma, iou_threshold, min_score, method, offset, backend,
+                    pre_nms_topk)
 
 
 def nms(
@@ -294,14 +375,17 @@ def nms(
     min_score: float | None = None,
     groups=None,
     backend: str = "auto",
+    pre_nms_topk: int | None = None,
 ) -> torch.Tensor:
     """Hard NMS: keep the best segment, drop those with IoU > iou_threshold with it, repeat.
 
     Args:
-        segments: (N, 2); scores: (N,); groups: optional (N,) group ids (per-group NMS).
+        segments: (N, 2); scores: (N,); groups: optional (N,) group ids (per-group NMS);
+        pre_nms_topk: as ``batched_soft_nms``.
     Returns:
         keep (M,) int64 indices in selection order (descending score, ties to the lowest
         index; grouped by ascending group id when groups are given).
     """
-    keep, _ = _run_nms("nms", segments, scores, groups, 0.3, iou_threshold, min_score, "hard", offset, backend)
+    keep, _ = _run_nms("nms", segments, scores, groups, 0.3, iou_threshold, min_score, "hard", offset, backend,
+                       pre_nms_topk)
     return keep

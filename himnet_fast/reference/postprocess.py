@@ -169,8 +169,9 @@ def proposals_reference(attention, cas, offsets, selected, video_scores, thresho
 
 def segment_iou(s1: float, e1: float, s: np.ndarray, e: np.ndarray, offset: float = 0.0) -> np.ndarray:
     """IoU of [s1, e1] with each [s[j], e[j]] (see the module docstring): (n,) float64."""
-    inter = (np.minimum(e1, e) - np.maximum(s1, s)) + offset
-    union = ((e1 - s1 + offset) + (e - s + offset)) - inter
+    with np.errstate(over="ignore", invalid="ignore"):  # far apart / huge segments: inter -inf, union inf
+        inter = (np.minimum(e1, e) - np.maximum(s1, s)) + offset
+        union = ((e1 - s1 + offset) + (e - s + offset)) - inter
     positive = inter > 0
     return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
 
@@ -183,11 +184,14 @@ def soft_nms_reference(
     iou_threshold: float = 0.7,
     min_score: float = -math.inf,
     offset: float = 0.0,
+    pre_nms_topk: int | None = None,
 ):
     """(Soft-)NMS by the plain O(n^2) loop.
 
-    Repeat: pick the alive segment with the highest current score (ties: lowest
-    index); stop if its score < min_score; keep it; then update every other alive j:
+    With pre_nms_topk = k, only the k highest-scored segments take part (ties at the cut
+    to the lower index); the others are dropped. Then repeat: pick the alive segment with
+    the highest current score (ties: lowest index); stop if its score < min_score; keep it;
+    then update every other alive j:
     hard: j dies if iou > iou_threshold; linear: score_j *= (1 - iou) if iou > iou_threshold;
     gaussian: score_j *= portable_exp(-(iou * iou) / sigma) where iou > 0 (where
     iou = 0 the factor is exactly 1).
@@ -200,6 +204,11 @@ def soft_nms_reference(
     """
     seg = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
     current = np.array(scores, dtype=np.float64).reshape(-1)
+    if pre_nms_topk is not None and pre_nms_topk < current.shape[0]:
+        members = np.sort(np.argsort(-current, kind="stable")[:pre_nms_topk])  # index order: the same tie rule
+        keep, kept = soft_nms_reference(seg[members], current[members], method, sigma, iou_threshold, min_score,
+                                        offset)
+        return members[keep], kept
     s, e = seg[:, 0], seg[:, 1]
     alive = np.ones(current.shape[0], dtype=bool)
     keep, kept = [], []
@@ -225,7 +234,8 @@ def soft_nms_reference(
 
 
 def batched_soft_nms_reference(segments, scores, groups, **kwargs):
-    """soft_nms_reference on each group (ascending group id) of segments.
+    """soft_nms_reference on each group (ascending group id) of segments (pre_nms_topk, if
+    given, applies to each group).
 
     Returns:
         keep (m,) int64 indices into the inputs, grouped by ascending group id, each

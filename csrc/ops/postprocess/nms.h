@@ -116,9 +116,21 @@ struct NmsWorkspace {
   std::vector<double> adj_w;
 };
 
+// Returned by the CPU algorithms below when *cancel became non-zero: they read it (when
+// not null; another thread sets it, e.g. on Ctrl-C) once per selection and then stop,
+// leaving keep[] / kept_scores[] partly written. The pair lists of small problems
+// (n < 2048, bounded work) do not read it: a caller looping over groups polls between them.
+constexpr int64_t kNmsCancelled = -1;
+
+// Whether another thread asked the CPU loops to stop: a relaxed atomic load, as the flag
+// is written while they run.
+inline bool nms_cancel_requested(const int32_t* cancel) {
+  return cancel != nullptr && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0;
+}
+
 // (Soft-)NMS of n segments [starts[i], ends[i]] with scores[i]. Writes the kept
 // local indices in selection order to keep[] and their scores at selection to
-// kept_scores[] (both must hold n entries); returns how many were kept.
+// kept_scores[] (both must hold n entries); returns how many were kept (or kNmsCancelled).
 // The work follows the number of overlapping pairs, not n^2: with segments sorted
 // by start, a tree of per-block maximum ends finds the alive segments overlapping
 // each kept one, and a lazy tournament over per-block upper bounds of the best
@@ -129,15 +141,18 @@ struct NmsWorkspace {
 // (n >= 2048, min_score <= 0) group the segments in length buckets instead, each
 // sorted by start: the overlaps of a kept segment in a bucket form one contiguous
 // range, decayed in whole vectors (same bits).
+// The work is still quadratic when every segment overlaps every other (dense worst
+// case, measured in BENCHMARKS.md): each selection decays all the alive ones.
 int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
                        const NmsParams& params, int64_t* keep, double* kept_scores,
-                       NmsWorkspace& ws);
+                       NmsWorkspace& ws, const int32_t* cancel = nullptr);
 
 // The same result by the plain O(n^2) loop (argmax scan + update of all alive
 // segments per step), the structure of the public C++ implementations (which also
 // evaluate exp for non-overlapping pairs; this loop skips those, so it is faster):
 // the baseline of the benchmarks and the oracle of the C++ tests.
 int64_t soft_nms_quadratic(const double* starts, const double* ends, const double* scores,
-                           int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores);
+                           int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores,
+                           const int32_t* cancel = nullptr);
 
 }  // namespace himnet_fast

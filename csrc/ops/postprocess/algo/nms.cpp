@@ -404,10 +404,11 @@ namespace {
 // the same IEEE operations, so the same bits).
 HF_SIMD_CLONES
 int64_t sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, bool prune, int64_t* keep,
-                   double* kept_scores) {
+                   double* kept_scores, const int32_t* cancel) {
   const double offset = params.offset;
   int64_t kept = 0;
   while (true) {
+    if (nms_cancel_requested(cancel)) return kNmsCancelled;
     const int64_t q = sw.top();
     if (q < 0) break;
     const double current = ws.score[q];
@@ -534,7 +535,7 @@ void build_grids(const double* start, const int64_t* first, int buckets, std::ve
 // (negative) score re-keys its block at once.
 HF_SIMD_CLONES
 int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, int buckets, int64_t* keep,
-                          double* kept_scores) {
+                          double* kept_scores, const int32_t* cancel) {
   const double offset = params.offset, sigma = params.sigma;
   bool negative = false;  // decays raise only negative scores and keep signs
   for (int64_t q = 0; q < sw.n; ++q) negative |= ws.score[q] < 0.0;
@@ -547,6 +548,7 @@ int64_t bucket_sweep_loop(Sweep& sw, NmsWorkspace& ws, const NmsParams& params, 
   double* decay = ws.decay.data();
   int64_t kept = 0;
   while (true) {
+    if (nms_cancel_requested(cancel)) return kNmsCancelled;
     const int64_t q = sw.top();
     if (q < 0) break;
     const double current = ws.score[q];
@@ -663,20 +665,21 @@ int bucket_by_length(const double* starts, const double* ends, int64_t n, NmsWor
 
 int64_t soft_nms_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
                        const NmsParams& params, int64_t* keep, double* kept_scores,
-                       NmsWorkspace& ws) {
+                       NmsWorkspace& ws, const int32_t* cancel) {
   using namespace nms_detail;
   if (n <= 0) return 0;
   if (n < kPairListMaxSize) {
     const int64_t kept = soft_nms_pairs(starts, ends, scores, n, params, kPairListMaxPairs * n, keep, kept_scores, ws);
     if (kept >= 0) return kept;
   }
-  return soft_nms_overlap_sweep(starts, ends, scores, n, params, keep, kept_scores, ws);
+  return soft_nms_overlap_sweep(starts, ends, scores, n, params, keep, kept_scores, ws, cancel);
 }
 
 namespace nms_detail {
 
 int64_t soft_nms_overlap_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
-                               const NmsParams& params, int64_t* keep, double* kept_scores, NmsWorkspace& ws) {
+                               const NmsParams& params, int64_t* keep, double* kept_scores, NmsWorkspace& ws,
+                               const int32_t* cancel) {
   if (n <= 0) return 0;
   sort_by_start(starts, n, ws);
   const bool prune = params.min_score > 0.0;
@@ -692,7 +695,7 @@ int64_t soft_nms_overlap_sweep(const double* starts, const double* ends, const d
       ws.score[q] = scores[i];
     }
     Sweep sw(ws, n, /*ends=*/false);
-    return bucket_sweep_loop(sw, ws, params, buckets, keep, kept_scores);
+    return bucket_sweep_loop(sw, ws, params, buckets, keep, kept_scores, cancel);
   }
   ws.start.resize(n);
   ws.end.resize(n);
@@ -709,18 +712,20 @@ int64_t soft_nms_overlap_sweep(const double* starts, const double* ends, const d
     ws.score[q] = dead ? -INFINITY : scores[i];
   }
   Sweep sw(ws, n);
-  return sweep_loop(sw, ws, params, prune, keep, kept_scores);
+  return sweep_loop(sw, ws, params, prune, keep, kept_scores, cancel);
 }
 
 }  // namespace nms_detail
 
 int64_t soft_nms_quadratic(const double* starts, const double* ends, const double* scores,
-                           int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores) {
+                           int64_t n, const NmsParams& params, int64_t* keep, double* kept_scores,
+                           const int32_t* cancel) {
   if (n <= 0) return 0;
   std::vector<double> current(scores, scores + n);
   std::vector<uint8_t> alive(n, 1);
   int64_t kept = 0;
   while (true) {
+    if (nms_cancel_requested(cancel)) return kNmsCancelled;
     int64_t best = -1;
     for (int64_t j = 0; j < n; ++j) {
       if (alive[j] && (best < 0 || current[j] > current[best])) best = j;

@@ -21,7 +21,8 @@ void sort_by_start(const double* starts, int64_t n, NmsWorkspace& ws);
 // soft_nms_sweep without the pair lists: the per-overlap sweep, or for large gaussian
 // problems without pruning the length-bucketed one (nms.cpp).
 int64_t soft_nms_overlap_sweep(const double* starts, const double* ends, const double* scores, int64_t n,
-                               const NmsParams& params, int64_t* keep, double* kept_scores, NmsWorkspace& ws);
+                               const NmsParams& params, int64_t* keep, double* kept_scores, NmsWorkspace& ws,
+                               const int32_t* cancel = nullptr);
 
 // The pair-list algorithm (nms_pairs.cpp): the result of soft_nms_sweep, or -1 (nothing
 // written) when the segments have more than max_pairs candidate pairs.

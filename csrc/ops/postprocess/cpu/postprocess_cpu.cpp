@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -168,9 +169,12 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
                                                         const at::Tensor& scores_in,
                                                         const at::Tensor& groups_in, int64_t method,
                                                         double sigma, double iou_threshold,
-                                                        double min_score, double offset, bool quadratic) {
-  const NmsParams params =
-      check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, min_score, offset);
+                                                        double min_score, double offset, bool quadratic,
+                                                        std::optional<int64_t> pre_nms_topk,
+                                                        const std::optional<at::Tensor>& cancel_in) {
+  const NmsParams params = check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold,
+                                                 min_score, offset, pre_nms_topk, cancel_in);
+  const int32_t* cancel = cancel_in.has_value() ? cancel_in->data_ptr<int32_t>() : nullptr;
   // Segments are read in place, as double, from float32 / float64 / int64 (the
   // proposals' snippet indices) with any strides: no converted copy.
   const at::ScalarType seg_type = segments_in.scalar_type();
@@ -198,6 +202,8 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
                         "batched_soft_nms: segments contain NaN or infinity (segments[", i, "])");
       TORCH_CHECK_VALUE(b >= a, "batched_soft_nms: every segment must end at or after its start (segments[", i,
                         "])");
+      TORCH_CHECK_VALUE(std::isfinite(b - a), "batched_soft_nms: segment lengths must be finite (end - start "
+                        "overflows at segments[", i, "])");
       TORCH_CHECK_VALUE(std::isfinite(sc[i]), "batched_soft_nms: scores contain NaN or infinity (scores[", i, "])");
     }
     for (int64_t q = 0; q < N; ++q) {
@@ -218,15 +224,53 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cpu(const at::Tensor& segmen
   const int64_t G = static_cast<int64_t>(bounds.size()) - 1;
   std::vector<int64_t> local(N), counts(std::max<int64_t>(G, 0));
   std::vector<double> kept(N);
+  std::atomic<bool> cancelled{false};
   at::parallel_for(0, G, 1, [&](int64_t begin, int64_t end) {
     NmsWorkspace ws;
+    std::vector<int64_t> top;       // pre_nms_topk: the group's positions that take part, ascending
+    std::vector<double> ts, te, tv;  // and their segments and scores
     for (int64_t g = begin; g < end; ++g) {
-      const int64_t b = bounds[g], n = bounds[g + 1] - b;
-      counts[g] = quadratic
-                      ? soft_nms_quadratic(&st[b], &en[b], &sv[b], n, params, &local[b], &kept[b])
-                      : soft_nms_sweep(&st[b], &en[b], &sv[b], n, params, &local[b], &kept[b], ws);
+      if (nms_cancel_requested(cancel)) {  // between groups too: the pair lists of small ones do not poll
+        cancelled = true;
+        break;
+      }
+      const int64_t b = bounds[g];
+      int64_t n = bounds[g + 1] - b;
+      const double *s = &st[b], *e = &en[b], *v = &sv[b];
+      const bool cut = pre_nms_topk.has_value() && n > *pre_nms_topk;
+      if (cut) {
+        // The k best by score, ties to the lower position (positions follow the input
+        // index within a group), kept in position order so that the NMS tie rule holds.
+        n = *pre_nms_topk;
+        top.resize(bounds[g + 1] - b);
+        std::iota(top.begin(), top.end(), int64_t{0});
+        std::nth_element(top.begin(), top.begin() + n, top.end(),
+                         [&](int64_t x, int64_t y) { return v[x] > v[y] || (v[x] == v[y] && x < y); });
+        top.resize(n);
+        std::sort(top.begin(), top.end());
+        ts.resize(n);
+        te.resize(n);
+        tv.resize(n);
+        for (int64_t j = 0; j < n; ++j) {
+          ts[j] = s[top[j]];
+          te[j] = e[top[j]];
+          tv[j] = v[top[j]];
+        }
+        s = ts.data();
+        e = te.data();
+        v = tv.data();
+      }
+      const int64_t m = quadratic ? soft_nms_quadratic(s, e, v, n, params, &local[b], &kept[b], cancel)
+                                  : soft_nms_sweep(s, e, v, n, params, &local[b], &kept[b], ws, cancel);
+      if (m == kNmsCancelled) {
+        cancelled = true;
+        break;
+      }
+      for (int64_t j = 0; cut && j < m; ++j) local[b + j] = top[local[b + j]];
+      counts[g] = m;
     }
   });
+  TORCH_CHECK(!cancelled, "batched_soft_nms: cancelled (the cancel flag was set)");
   const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t{0});
   at::Tensor keep = at::empty({total}, groups.options());
   at::Tensor kept_scores = at::empty({total}, scores.options());

@@ -5,6 +5,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <optional>
 #include <tuple>
 
 #include "../../../binding_utils.h"
@@ -76,9 +77,12 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segme
                                                          const at::Tensor& groups_in, int64_t method,
                                                          double sigma, double iou_threshold,
                                                          double min_score, double offset,
-                                                         bool /*quadratic: the kernel is quadratic*/) {
-  const NmsParams params =
-      check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold, min_score, offset);
+                                                         bool quadratic /*the kernel is quadratic*/,
+                                                         std::optional<int64_t> pre_nms_topk,
+                                                         const std::optional<at::Tensor>& cancel) {
+  // Not interruptible: the kernel runs to its end (cancel is checked, not read).
+  const NmsParams params = check_soft_nms_inputs(segments_in, scores_in, groups_in, method, sigma, iou_threshold,
+                                                 min_score, offset, pre_nms_topk, cancel);
   const c10::cuda::CUDAGuard guard(segments_in.device());
   const at::Tensor segments = segments_in.to(at::kDouble);
   const at::Tensor scores = scores_in.to(at::kDouble);
@@ -87,8 +91,27 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segme
   TORCH_CHECK_VALUE(at::isfinite(scores).all().item<bool>(), "batched_soft_nms: scores contain NaN or infinity");
   TORCH_CHECK_VALUE((segments.select(1, 1) >= segments.select(1, 0)).all().item<bool>(),
                     "batched_soft_nms: every segment must end at or after its start");
+  TORCH_CHECK_VALUE(at::isfinite(segments.select(1, 1) - segments.select(1, 0)).all().item<bool>(),
+                    "batched_soft_nms: segment lengths must be finite (end - start overflows)");
   const at::Tensor empty_long = at::empty({0}, groups_in.options());
   if (N == 0) return {empty_long, at::empty({0}, scores.options())};
+  if (pre_nms_topk.has_value()) {
+    // The k best of each group: order by score (descending), then group, both stable so
+    // that ties stay in index order; then each member's rank within its group. (+ 0.0 turns
+    // -0 into +0, which a radix sort would order apart; the CPU path compares values.)
+    const at::Tensor by_score = std::get<1>((scores + 0.0).sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+    const at::Tensor by_group =
+        by_score.index_select(0, std::get<1>(groups_in.index_select(0, by_score).sort(true, 0, false)));
+    const at::Tensor sizes = std::get<2>(at::unique_consecutive(groups_in.index_select(0, by_group), false, true));
+    const at::Tensor first = sizes.cumsum(0) - sizes;
+    const at::Tensor rank = at::arange(N, sizes.options()) - at::repeat_interleave(first, sizes);
+    const at::Tensor members = std::get<0>(by_group.masked_select(rank < *pre_nms_topk).sort());  // index order
+    const auto [keep, kept] =
+        batched_soft_nms_cuda(segments.index_select(0, members), scores.index_select(0, members),
+                              groups_in.index_select(0, members), method, sigma, iou_threshold, min_score, offset,
+                              quadratic, std::nullopt, std::nullopt);
+    return {members.index_select(0, keep), kept};
+  }
   // Stable grouping keeps each group's segments in index order (the tie rule).
   const auto [sorted_groups, perm] = groups_in.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false);
   const at::Tensor sizes = std::get<2>(at::unique_consecutive(sorted_groups, false, true));
