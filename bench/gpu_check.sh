@@ -9,7 +9,7 @@
 #   build        the extension with nvcc for this card only (TORCH_CUDA_ARCH_LIST = its sm)
 #   tests_ops    the op tests on the GPU: Triton losses / top-k, CUDA post-processing, loss module
 #   toolchain_probe  (only when tests_ops failed) does a minimal extension built here survive an error?
-#   train_nccl   torchrun --nproc_per_node=1 on the GPU: the NCCL process group and a short run
+#   train_torchrun  torchrun --nproc_per_node=1 on the GPU: a short run (one worker: no NCCL group)
 #   memcheck     compute-sanitizer memcheck on the CUDA post-processing tests (reported, never fatal:
 #                some runtimes refuse the device)
 #   bench_postprocess  CUDA proposals / Soft-NMS vs the native CPU path and the reference
@@ -73,11 +73,12 @@ step tests_ops 180 1 $PYTEST $XDIST $OP_TESTS
 if grep -q "^tests_ops  *FAIL" "$WORK/summary.txt"; then
   step toolchain_probe 150 0 $PY bench/gpu_toolchain_probe.py
 fi
-# torchrun + NCCL on this card (one process: NCCL refuses two ranks on one GPU): the process
-# group, the gradient all-reduce and the rank-0 outputs of a short synthetic run.
-step train_nccl 120 1 $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m himnet_fast.train \
+# torchrun on this card: a short synthetic run launched as one worker. One worker joins no
+# process group (WORLD_SIZE = 1), so this checks the launch, the CUDA run and the outputs, not
+# NCCL: NCCL refuses two ranks on one GPU, and the lent machine has one (README, multi-process).
+step train_torchrun 120 1 $PY -m torch.distributed.run --standalone --nproc_per_node=1 -m himnet_fast.train \
   --device cuda --iters 30 --eval-every 15 --ckpt-every 15 --synth-videos 120 --no-progress --timelines 0 \
-  --cache-dir "$WORK/cache" --out "$WORK/nccl"
+  --cache-dir "$WORK/cache" --out "$WORK/torchrun"
 if command -v compute-sanitizer > /dev/null; then
   step memcheck 90 0 compute-sanitizer --tool memcheck --error-exitcode 3 \
     $PYTEST tests/test_postprocess_ops.py -k "cuda"
