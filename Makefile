@@ -21,8 +21,9 @@ $(VENV)/.built: $(VENV)/.deps $(CSRC) pyproject.toml
 
 install: $(VENV)/.built
 
+# --overwrite: the demo replaces its previous outputs in runs/synthetic (train refuses that otherwise).
 demo: install
-	$(PY) -m himnet_fast.train
+	$(PY) -m himnet_fast.train --overwrite
 
 # C++ algorithm tests under AddressSanitizer + UndefinedBehaviorSanitizer (no torch).
 test-csrc:
