@@ -61,7 +61,7 @@ def check_labels(name: str, y, shape: Optional[Sequence[Optional[int]]] = None, 
 def check_range(name: str, x: torch.Tensor, lo: float, hi: float) -> None:
     """Check every value of ``x`` lies in the closed interval [lo, hi]."""
     if not bool(((x >= lo) & (x <= hi)).all()):
-        raise ValueError(f"{name}: values must lie in [{lo}, {hi}], got min {float(x.min())}, max {float(x.max())}")
+        raise ValueError(f"{name}: values must lie in [{lo}, {hi}], got min {float(x.detach().min())}, max {float(x.detach().max())}")
 
 
 def check_int(name: str, value, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
