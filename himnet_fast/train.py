@@ -112,6 +112,9 @@ class _Timer:
                 "total": round(time.perf_counter() - self.start, 2)}
 
 
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")  # the newest and the one before it
+
+
 class StepLog:
     """``train_log.jsonl``: one JSON object per iteration (``iteration``, the loss terms, ``lr``,
     ``time_s`` of the step). Lines past ``start`` (left by a run killed after its last
@@ -135,9 +138,6 @@ class StepLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")  # the newest and the one before it
 
 
 def _iteration_of(line: str) -> float:
