@@ -14,10 +14,10 @@ from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
 from himnet_fast.ops.losses import upcast
 from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, attention_norm_loss, guide_loss,
-                                         mutual_learning_loss, vcl_loss)
+                                         modality_mutual_loss, mutual_learning_loss, vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
 
-LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total")
+LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "ml", "mutual", "total")
 
 
 @dataclass
@@ -38,6 +38,9 @@ class LossConfig:
     1 - b_bg, ``reference.losses.mutual_learning_loss``), off (0) by default; computed like
     L_guide. Table 4 trains it at 0.8, L_guide's weight, so the two alternatives to SCL compare
     like for like.
+    ``mutual_weight``: CO2-Net's third attention term, the mutual loss between its RGB and flow
+    attentions (its weight: 1; ``reference.losses.modality_mutual_loss``), off (0) by default;
+    the criterion then needs the model's ``modality_attention`` outputs.
     ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
     every step (costs host syncs on a GPU; the data layer already rejects NaN features).
     """
@@ -53,6 +56,7 @@ class LossConfig:
     norm_weight: float = 0.0
     guide_weight: float = 0.0
     ml_weight: float = 0.0
+    mutual_weight: float = 0.0
     scl_variant: str = "self"
     # CO2-Net's readings: measured better than the paper's literal ones (docs/RESULTS.md).
     mil_norm: str = "base"
@@ -69,6 +73,7 @@ class LossConfig:
         check_number("norm_weight", self.norm_weight, 0.0)
         check_number("guide_weight", self.guide_weight, 0.0)
         check_number("ml_weight", self.ml_weight, 0.0)
+        check_number("mutual_weight", self.mutual_weight, 0.0)
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
         check_choice("suppression", self.suppression, SUPPRESSIONS)
@@ -82,7 +87,7 @@ class LossConfig:
         """The weight of each term in the total (0 for a term switched off), in LOSS_KEYS order."""
         return {"mil": float(self.use_mil), "cll": float(self.use_cll), "vcl": self.lambda1 * self.use_vcl,
                 "scl": self.lambda2 * self.use_scl, "norm": self.norm_weight, "guide": self.guide_weight,
-                "ml": self.ml_weight}
+                "ml": self.ml_weight, "mutual": self.mutual_weight}
 
 
 class HiMNetCriterion(nn.Module):
@@ -97,8 +102,10 @@ class HiMNetCriterion(nn.Module):
         super().__init__()
         self.cfg = cfg if cfg is not None else LossConfig()
 
-    def forward(self, A, S, X_hat, labels, k: int) -> dict[str, torch.Tensor]:
+    def forward(self, A, S, X_hat, labels, k: int, modality_attention=None) -> dict[str, torch.Tensor]:
         """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors.
+        modality_attention: (a_rgb, a_flow), each (B, T) (``HiMNet(X, modality_attention=True)``),
+        needed by ``mutual_weight`` only.
 
         float16 / bfloat16 inputs are computed in float32 (every term: float32; gradients: the
         float32 ones, rounded once to the input dtype). Values no term can represent (|S|,
@@ -130,7 +137,12 @@ class HiMNetCriterion(nn.Module):
             out["guide"] = guide_loss(S, A)
         if cfg.ml_weight:
             out["ml"] = mutual_learning_loss(S, A)
+        if cfg.mutual_weight:
+            if modality_attention is None:
+                raise ValueError("mutual_weight: needs the modality attentions (a_rgb, a_flow) of "
+                                 "HiMNet(X, modality_attention=True)")
+            out["mutual"] = modality_mutual_loss(*(upcast(a) for a in modality_attention))
         out["total"] = (out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
                         + cfg.norm_weight * out["norm"] + cfg.guide_weight * out["guide"]
-                        + cfg.ml_weight * out["ml"])
+                        + cfg.ml_weight * out["ml"] + cfg.mutual_weight * out["mutual"])
         return out

@@ -109,6 +109,8 @@ class HiMNet(nn.Module):
     """HiM-Net / CO2-Net network.
 
     forward(X: (B, T, feature_dim)) -> (A: (B, T) in (0, 1), S: (B, T, C+1), X_hat: (B, T, hidden_dim)).
+    forward(X, modality_attention=True) adds (a_rgb, a_flow), each (B, T), A their mean (for
+    CO2-Net's mutual loss between them).
     gate, init: the readings of the module docstring.
     """
 
@@ -150,8 +152,9 @@ class HiMNet(nn.Module):
         """C, the number of action classes (S has C+1 columns)."""
         return self.config.num_classes
 
-    def forward(self, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """X: (B, T, feature_dim) -> (A (B, T), S (B, T, C+1), X_hat (B, T, hidden_dim))."""
+    def forward(self, X: torch.Tensor, modality_attention: bool = False) -> tuple:
+        """X: (B, T, feature_dim) -> (A (B, T), S (B, T, C+1), X_hat (B, T, hidden_dim)), then
+        ((a_rgb, a_flow), each (B, T)) when ``modality_attention``."""
         check_tensor("X", X, 3)
         check_shape("X", X, (None, None, self.config.feature_dim), "(B, T, feature_dim)")
         x = X.transpose(1, 2)  # (B, feature_dim, T): Conv1d layout
@@ -162,7 +165,8 @@ class HiMNet(nn.Module):
         A = 0.5 * (a_rgb + a_flow)
         X_hat = self.fusion(torch.cat([rgb_filtered, flow_filtered], dim=1))
         S = self.classifier(X_hat)
-        return A.squeeze(1), S.transpose(1, 2), X_hat.transpose(1, 2)
+        outputs = (A.squeeze(1), S.transpose(1, 2), X_hat.transpose(1, 2))
+        return outputs + ((a_rgb.squeeze(1), a_flow.squeeze(1)),) if modality_attention else outputs
 
 
 def _initialiser(weight_init):

@@ -112,8 +112,8 @@ class Trainer:
         self.model.train()
         _, X, labels = next(self.batches)
         X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-        A, S, X_hat = self.model(X)
-        terms = self.criterion(A, S, X_hat, labels, self.k)
+        A, S, X_hat, *modalities = self.model(X, modality_attention=bool(self.criterion.cfg.mutual_weight))
+        terms = self.criterion(A, S, X_hat, labels, self.k, *modalities)
         if diagnose:
             self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)

@@ -42,8 +42,8 @@ def test_criterion_combines_terms_as_eq11():
     A, S, X, labels = batch()
     out = HiMNetCriterion(LossConfig(lambda1=2.0, lambda2=0.5))(A, S, X, labels, 2)
     ref = reference_terms(A, S, X, labels, 2)
-    assert set(out) == {"mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total"}
-    assert out["norm"].item() == out["guide"].item() == out["ml"].item() == 0.0  # CO2-Net's terms are opt-in
+    assert set(out) == {"mil", "cll", "vcl", "scl", "norm", "guide", "ml", "mutual", "total"}
+    assert out["norm"].item() == out["guide"].item() == out["ml"].item() == out["mutual"].item() == 0.0  # opt-in
     for name in ref:
         torch.testing.assert_close(out[name], ref[name])
     assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
@@ -147,9 +147,22 @@ def test_co2net_attention_terms_are_opt_in_and_weighted():
     torch.testing.assert_close(out["ml"], (A - 1.0 + b_bg).pow(2).mean())
     torch.testing.assert_close(out["total"], base["total"] + 0.8 * A.mean() + 0.5 * (1.0 - A - b_bg).abs().mean()
                                + 0.3 * (A - 1.0 + b_bg).pow(2).mean())
-    for name in ("guide_weight", "ml_weight"):
+    for name in ("guide_weight", "ml_weight", "mutual_weight"):
         with pytest.raises(ValueError, match=name):
             LossConfig(**{name: -1.0})
+
+
+def test_co2net_modality_mutual_loss_needs_the_modality_attentions():
+    A, S, X, labels = batch(2)
+    a_rgb = (A + 0.1).clamp(max=1.0)
+    a_flow = 2 * A - a_rgb  # A is their mean, as in the model
+    criterion = HiMNetCriterion(LossConfig(backend="reference", mutual_weight=1.0))
+    out = criterion(A, S, X, labels, 2, (a_rgb, a_flow))
+    base = HiMNetCriterion(LossConfig(backend="reference"))(A, S, X, labels, 2)
+    torch.testing.assert_close(out["mutual"], (a_rgb - a_flow).pow(2).mean())
+    torch.testing.assert_close(out["total"], base["total"] + (a_rgb - a_flow).pow(2).mean())
+    with pytest.raises(ValueError, match="modality attentions"):
+        criterion(A, S, X, labels, 2)
 
 
 @pytest.mark.parametrize("backend", ["reference", "triton"])

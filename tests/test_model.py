@@ -25,6 +25,16 @@ def test_output_shapes_and_ranges(B, T):
     assert bool(((A > 0) & (A < 1)).all())  # mean of two sigmoids
 
 
+def test_modality_attentions_average_to_a():
+    model = make_model().eval()
+    X = torch.randn(2, 7, CFG.feature_dim)
+    A, S, X_hat, (a_rgb, a_flow) = model(X, modality_attention=True)
+    assert a_rgb.shape == a_flow.shape == (2, 7) and not torch.allclose(a_rgb, a_flow)
+    torch.testing.assert_close(A, (a_rgb + a_flow) / 2)
+    for plain, full in zip(model(X), (A, S, X_hat)):
+        torch.testing.assert_close(plain, full, rtol=0, atol=0)
+
+
 def test_default_sizes_follow_the_paper():
     model = HiMNet()
     assert model.config.feature_dim == 2048 and model.config.hidden_dim == 2048

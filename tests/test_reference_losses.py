@@ -595,3 +595,17 @@ def test_mutual_learning_loss_by_hand():
     db_dS = [[-0.5 * 0.5, 0.5 * 0.5], [-0.25 * 0.75, 0.25 * 0.75]]
     expected = t64([[[g * d for d in row] for g, row in zip(dL_db, db_dS)]])
     torch.testing.assert_close(S.grad, expected, rtol=0, atol=1e-12)
+
+
+def test_modality_mutual_loss_by_hand():
+    # a_rgb - a_flow = [0.4, -0.2]: value mean (a_rgb - a_flow)^2 = (0.16 + 0.04) / 2 = 0.1.
+    a_rgb = t64([[0.6, 0.2]]).requires_grad_()
+    a_flow = t64([[0.2, 0.4]]).requires_grad_()
+    loss = R.modality_mutual_loss(a_rgb, a_flow)
+    close(loss, 0.1)
+    loss.backward()
+    # Each side learns toward the other's detached value only: d/da_rgb = (a_rgb - a_flow) / N.
+    torch.testing.assert_close(a_rgb.grad, t64([[0.4 / 2, -0.2 / 2]]), rtol=0, atol=1e-12)
+    torch.testing.assert_close(a_flow.grad, t64([[-0.4 / 2, 0.2 / 2]]), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="a_flow"):
+        R.modality_mutual_loss(a_rgb, t64([[0.1, 0.2, 0.3]]))

@@ -443,8 +443,24 @@ def mutual_learning_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     """
     B, T, _ = _check_cas(S)
     _check_attention(A, B, T, probability=False)
-    foreground = 1.0 - snippet_softmax(S)[..., -1]
-    return 0.5 * F.mse_loss(A, foreground.detach()) + 0.5 * F.mse_loss(foreground, A.detach())
+    return _mutual_mse(A, 1.0 - snippet_softmax(S)[..., -1])
+
+
+def _mutual_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1/2 mean (x - sg(y))^2 + 1/2 mean (y - sg(x))^2: each side the other's detached target."""
+    return 0.5 * F.mse_loss(x, y.detach()) + 0.5 * F.mse_loss(y, x.detach())
+
+
+def modality_mutual_loss(a_rgb: torch.Tensor, a_flow: torch.Tensor) -> torch.Tensor:
+    """CO2-Net's ``mutual_loss`` between its two modality attentions (opt-in; its weight
+    ``alpha4`` = 1 in CO2-Net's options): 1/2 mean (a_rgb - sg(a_flow))^2 + 1/2 mean (a_flow -
+    sg(a_rgb))^2, sg the stop-gradient; its value is mean (a_rgb - a_flow)^2 and each attention
+    learns toward the other (dL/da_rgb = (a_rgb - a_flow) / (B T)). A = (a_rgb + a_flow) / 2.
+    a_rgb, a_flow: (B, T) -> 0-D tensor.
+    """
+    check_tensor("a_rgb", a_rgb, 2)
+    check_shape("a_flow", a_flow, tuple(a_rgb.shape), "(B, T) as a_rgb")
+    return _mutual_mse(a_rgb, a_flow)
 
 
 # --------------------------------------------------------------------------- fused terms, Eq. 11
