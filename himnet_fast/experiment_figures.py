@@ -121,7 +121,7 @@ def gaussian_kde(samples: np.ndarray, grid: np.ndarray, bandwidth: Optional[floa
 def plot_alpha(alphas: Sequence[float], avgs: Sequence[Sequence[float]], path, best: float = 4.0) -> Path:
     """Fig. 6: mean AVG mAP (0.1:0.7) against alpha, sample-std error bars (0 for one seed),
     ``best`` (the paper's alpha = 4) marked. avgs: per alpha, the per-seed values."""
-    from himnet_fast.plots import _save, plt
+    from himnet_fast.plots import plt, save_figure
 
     means = [float(np.mean(v)) for v in avgs]
     stds = [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in avgs]
@@ -137,13 +137,13 @@ def plot_alpha(alphas: Sequence[float], avgs: Sequence[Sequence[float]], path, b
     ax.set_ylabel("AVG mAP 0.1:0.7 (%)")
     ax.set_title("Fig. 6: AVG against $\\alpha$")
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_kde(curves: Dict[str, np.ndarray], colors: Dict[str, str], path, points: int = 201) -> Path:
     """Fig. 7: the density of U over background snippets, one curve per model (label -> samples),
     on [0, 1] (:func:`gaussian_kde`, Scott's bandwidth)."""
-    from himnet_fast.plots import _save, plt
+    from himnet_fast.plots import plt, save_figure
 
     grid = np.linspace(0.0, 1.0, points)
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -156,4 +156,4 @@ def plot_kde(curves: Dict[str, np.ndarray], colors: Dict[str, str], path, points
     ax.set_title("Fig. 7: U(a || 1 - b) on background")
     if ax.lines:
         ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

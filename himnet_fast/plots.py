@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
-LOSS_COLORS = {"total": "black", "mil": "tab:blue", "cll": "tab:orange", "vcl": "tab:green", "scl": "tab:red"}
+LOSS_COLORS = {"total": "black", "mil": "tab:blue", "cll": "tab:orange", "vcl": "tab:green", "scl": "tab:red",
+               "norm": "tab:purple", "guide": "tab:brown", "ml": "tab:pink", "mutual": "tab:olive"}
 
 
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -61,7 +62,7 @@ def plot_curves(history: dict, evaluations: Sequence[dict], path, title: str = "
     ax_map.set_title("test mAP")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_timeline(output, detections: np.ndarray, ground_truth: Sequence[dict], classlist: Sequence[str], path,
@@ -109,7 +110,7 @@ def plot_timeline(output, detections: np.ndarray, ground_truth: Sequence[dict], 
         ax.set_xlim(0, T * seconds_per_snippet)
     ax_bg.set_xlabel("time (s)")
     fig.suptitle(f"{output.name}: {name}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _strip(ax, values: np.ndarray, cmap: str, label: str, seconds_per_snippet: float) -> None:
@@ -119,7 +120,8 @@ def _strip(ax, values: np.ndarray, cmap: str, label: str, seconds_per_snippet: f
     ax.set_ylabel(label, rotation=0, ha="right", va="center")
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (folders created), then close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

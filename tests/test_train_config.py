@@ -133,6 +133,13 @@ def test_table_row_has_the_paper_columns():
     assert row == "HiM-Net | 10.0 | 20.0 | 30.0 | 40.0 | 50.0 | 60.0 | 70.0 | 30.0 | 40.0"
 
 
+def test_every_loss_term_has_a_curve_colour():
+    from himnet_fast.losses import LOSS_KEYS
+    from himnet_fast.plots import LOSS_COLORS
+
+    assert set(LOSS_COLORS) == set(LOSS_KEYS)
+
+
 def test_plots_write_images(tmp_path):
     from himnet_fast.inference import VideoOutput
     from himnet_fast.plots import plot_curves, plot_timeline, smooth
