@@ -257,8 +257,14 @@ def vcl_features(S_hat: torch.Tensor, X_hat: torch.Tensor) -> tuple[torch.Tensor
     """
     check_tensor("S_hat", S_hat, 3)
     check_tensor("X_hat", X_hat, 3)
-    B, T, _ = S_hat.shape
-    check_shape("X_hat", X_hat, (B, T, None), "(B, T, D) with B, T of S_hat")
+    check_shape("X_hat", X_hat, (S_hat.shape[0], S_hat.shape[1], None), "(B, T, D) with B, T of S_hat")
+    return _vcl_features(S_hat, X_hat)
+
+
+def _vcl_features(S_hat: torch.Tensor, X_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`vcl_features` on inputs already checked (``vcl_loss`` checks S, A and X_hat once:
+    each check is a reduction and, on a GPU, a host sync)."""
+    T = S_hat.shape[1]
     mu = torch.softmax(S_hat, dim=1)
     V = torch.einsum("btk,btd->bkd", mu, X_hat)
     V_bar = torch.einsum("btk,btd->bkd", 1.0 - mu, X_hat) / max(T - 1, 1)
@@ -306,7 +312,7 @@ def vcl_loss(
     zero = (S.sum() + A.sum() + X_hat.sum()) * 0.0
     if n == 0:
         return zero
-    V, V_bar = vcl_features(suppress(S[: 2 * n], A[: 2 * n], suppression), X_hat[: 2 * n])
+    V, V_bar = _vcl_features(suppress(S[: 2 * n], A[: 2 * n], suppression), X_hat[: 2 * n])
     Vi, Vj = V[0::2, :-1], V[1::2, :-1]  # (n, C, D), background dropped
     Vbar_i, Vbar_j = V_bar[0::2, :-1], V_bar[1::2, :-1]
     d_ij = _cosine_distance(Vi, Vj)
