@@ -20,7 +20,7 @@ from himnet_fast.checkpoint import load_checkpoint
 from himnet_fast.config import RunConfig, run_cli
 from himnet_fast.inference import detect, evaluate, infer_videos, results_json
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import build_model, resolve_device, torch_threads
+from himnet_fast.trainer import resolve_device, torch_threads, trained_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,12 +58,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 def _detect(args, state: dict, cfg: RunConfig, device) -> dict:
     """Open the data, rebuild the model from ``state``, infer, detect, write (and evaluate)."""
     dataset = open_dataset(cfg, log=lambda msg: print(msg, file=sys.stderr))
-    if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
-        raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "
-                         f"{dataset.feature_dim}) does not match the checkpoint ({len(state['classlist'])} classes, "
-                         f"feature dim {state['feature_dim']})")
-    model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
-    model.load_state_dict(state["model"])
+    model = trained_model(state, cfg, dataset, device)
     indices = list(dataset.test_indices)
     outputs = infer_videos(model, dataset, indices, device, progress=args.progress)
     detections = detect(outputs, cfg.detect, backend="reference" if args.reference else None)

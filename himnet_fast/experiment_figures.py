@@ -37,15 +37,14 @@ def background_uncertainty(folder: Path) -> np.ndarray:
     from himnet_fast.inference import infer_videos
     from himnet_fast.reference.losses import uncertainty
     from himnet_fast.run_data import open_dataset
-    from himnet_fast.trainer import build_model, resolve_device, torch_threads
+    from himnet_fast.trainer import resolve_device, torch_threads, trained_model
 
     state = load_checkpoint(Path(folder) / "checkpoint.pt")
     cfg = RunConfig.from_dict(state["config"])
     with torch_threads(1):
         dataset = open_dataset(cfg, log=lambda _: None)
         device = resolve_device(cfg.device)
-        model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
-        model.load_state_dict(state["model"])
+        model = trained_model(state, cfg, dataset, device)
         outputs = infer_videos(model, dataset, list(dataset.test_indices), device)
     classes = list(dataset.classlist)
     class_index = {c: j for j, c in enumerate(classes)}

@@ -121,8 +121,7 @@ class HiMNetCriterion(nn.Module):
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
             # dS, dA during the forward and make the backward a no-op.
-            weights = cfg.term_weights()
-            grad_weights = (weights["mil"], weights["cll"], weights["scl"])
+            grad_weights = tuple(cfg.term_weights()[name] for name in ("mil", "cll", "scl"))
             terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
                                       mil_norm=cfg.mil_norm, suppression=cfg.suppression, backend=cfg.backend,
                                       check_values=cfg.check_values, grad_weights=grad_weights)
@@ -142,7 +141,6 @@ class HiMNetCriterion(nn.Module):
                 raise ValueError("mutual_weight: needs the modality attentions (a_rgb, a_flow) of "
                                  "HiMNet(X, modality_attention=True)")
             out["mutual"] = modality_mutual_loss(*(upcast(a) for a in modality_attention))
-        out["total"] = (out["mil"] + out["cll"] + cfg.lambda1 * out["vcl"] + cfg.lambda2 * out["scl"]
-                        + cfg.norm_weight * out["norm"] + cfg.guide_weight * out["guide"]
-                        + cfg.ml_weight * out["ml"] + cfg.mutual_weight * out["mutual"])
+        # One list of weights for the total, the fused-gradient hint and the gradient diagnostic.
+        out["total"] = sum(w * out[name] for name, w in cfg.term_weights().items())
         return out

@@ -38,6 +38,18 @@ def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
                   attention_dim=m.attention_dim, attention_dropout=m.attention_dropout, gate=m.gate, init=m.init)
 
 
+def trained_model(state: dict, cfg: RunConfig, dataset, device) -> HiMNet:
+    """The network of a checkpoint ``state`` (``checkpoint.load_checkpoint``) on ``device``, for
+    ``dataset``; a ``ValueError`` when the data's classes or feature dim differ from the checkpoint's."""
+    if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
+        raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "
+                         f"{dataset.feature_dim}) does not match the checkpoint ({len(state['classlist'])} classes, "
+                         f"feature dim {state['feature_dim']})")
+    model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
+    model.load_state_dict(state["model"])
+    return model
+
+
 def loss_config(cfg: RunConfig) -> LossConfig:
     """The criterion's ``LossConfig``: the run's, with VCL pairs matching the batch layout."""
     return dataclasses.replace(cfg.loss, num_pairs=cfg.data.num_pairs)
