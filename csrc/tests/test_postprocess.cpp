@@ -189,7 +189,7 @@ HF_TEST(soft_nms_loops_stop_when_cancelled) {
   std::vector<double> v1(n), v2(n);
   for (int variant = 0; variant < 4; ++variant) {
     NmsParams p;
-    p.method = variant < 3 ? variant : kNmsGaussian;
+    p.method = variant < 3 ? static_cast<int64_t>(variant) : static_cast<int64_t>(kNmsGaussian);  // 3: gaussian + floor
     p.min_score = variant == 3 ? 0.01 : -INFINITY;
     int32_t flag = 1;
     HF_EXPECT(soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws, &flag) ==
