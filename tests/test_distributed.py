@@ -39,8 +39,10 @@ def test_two_process_step_equals_one_process_step_on_the_same_two_batches(tiny_c
     cfg = _tiny_config(tiny_cache)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg.to_dict()))
     data = synthetic_folder(cfg.data)
-    subprocess.run(TORCHRUN + [str(REPO / "tests" / "distributed_step.py"), str(tmp_path / "cfg.json"), str(data),
-                               str(tmp_path / "two.pt")], env=ENV, check=True, timeout=300, capture_output=True)
+    done = subprocess.run(TORCHRUN + [str(REPO / "tests" / "distributed_step.py"), str(tmp_path / "cfg.json"),
+                                      str(data), str(tmp_path / "two.pt")], env=ENV, timeout=300, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     two = torch.load(tmp_path / "two.pt")
     assert two["world_size"] == 2
 
@@ -79,8 +81,9 @@ def test_torchrun_restart_after_a_killed_worker_gives_the_uninterrupted_weights(
     args = TINY_TRAIN + ["--cache-dir", str(tiny_cache), "--iters", "150", "--ckpt-every", "10",
                          "--eval-every", "0", "--timelines", "0"]
     command = TORCHRUN + ["--max-restarts=1", "-m", "himnet_fast.train"] + args
-    subprocess.run(command + ["--out", str(tmp_path / "straight")], env=ENV, check=True, timeout=300,
-                   capture_output=True)
+    done = subprocess.run(command + ["--out", str(tmp_path / "straight")], env=ENV, timeout=300, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
     killed = tmp_path / "killed"
     job = subprocess.Popen(command + ["--out", str(killed)], env=ENV, stdout=subprocess.PIPE,
