@@ -8,7 +8,7 @@ ground truth, half uniform over the video), all 7 thresholds, one thread::
 
 "ours" starts from the results dict (parsing and checks included); "ours_arrays" from
 already-loaded GroundTruth/Predictions (the matching and AP alone). "reference" is the port
-in tests/official_detection_port.py (official semantics, numpy-column loop; fewer rounds);
+in himnet_fast/reference/evaluation.py (official semantics, numpy-column loop; fewer rounds);
 "reference_literal" the official pandas loop as written (iterrows), at 20,000 only.
 
 First call in a fresh process, cold and warm numba disk cache::
@@ -33,7 +33,6 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HIMNET_FAST_SHARED_DATA", REPO.parent / "shared" / "data"))
-sys.path.insert(0, str(REPO / "tests"))
 
 
 def thumos14_test_gt() -> dict:
@@ -114,8 +113,8 @@ if pytest is not None:
         assert np.array_equal(mAP, _ours(gt, results))
 
     def test_reference(benchmark, gt, case):
-        import official_detection_port as official
         from himnet_fast.evaluation import THUMOS14_TIOUS
+        from himnet_fast.reference import evaluation as official
 
         n, results = case
         benchmark.group = f"evaluation-{n // 1000}k"
@@ -125,8 +124,8 @@ if pytest is not None:
 
     def test_reference_literal(benchmark, gt, case):
         """The official loop as written (iterrows): 20k only, one round (it takes seconds)."""
-        import official_detection_port as official
         from himnet_fast.evaluation import THUMOS14_TIOUS
+        from himnet_fast.reference import evaluation as official
 
         n, results = case
         if n > 20_000:

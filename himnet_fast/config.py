@@ -18,11 +18,14 @@ spelled ``--mil`` ... and ``backend`` ``--loss-backend`` (its ``num_pairs`` foll
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
+
+import torch
 
 from himnet_fast.losses import LossConfig
 from himnet_fast.model import GATES, INITS
@@ -136,7 +139,7 @@ class RunConfig:
         _check(self.data.dataset in DATASETS, "dataset", f"must be one of {DATASETS}, got {self.data.dataset!r}")
         _check(self.preset == "synthetic" or self.data.data_root is not None, "data-root",
                f"the {self.preset} preset trains on real features: give their folder (the synthetic preset "
-               f"needs no files; `python -m himnet_fast.data.synthesize` writes a {self.preset}-like folder)")
+               f"needs no files; `python -m himnet_fast.synthesize` writes a {self.preset}-like folder)")
         _check(self.device == "cpu" or self.device.startswith("cuda"), "device",
                f"must be cpu, cuda or cuda:N, got {self.device!r}")
         for name, value, lo in (("clip-len", self.data.clip_len, 1), ("topk-r", self.data.topk_r, 1),
@@ -316,3 +319,23 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], Any], prog: str, argv: Opt
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``; asking for CUDA where none is present is a ``ValueError``."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name!r} requested but no CUDA device is available (use --device cpu)")
+    return device
+
+
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]):
+    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

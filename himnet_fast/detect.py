@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.config import RunConfig, run_cli
+from himnet_fast.config import RunConfig, resolve_device, run_cli, torch_threads
 from himnet_fast.inference import detect, evaluate, infer_videos, results_json
+from himnet_fast.model import trained_model
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import resolve_device, torch_threads, trained_model
 
 
 def build_parser() -> argparse.ArgumentParser:

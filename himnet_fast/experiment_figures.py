@@ -32,12 +32,12 @@ def background_uncertainty(folder: Path) -> np.ndarray:
     import torch
 
     from himnet_fast.checkpoint import load_checkpoint
-    from himnet_fast.config import RunConfig
+    from himnet_fast.config import RunConfig, resolve_device, torch_threads
     from himnet_fast.evaluation import snippet_targets
     from himnet_fast.inference import infer_videos
+    from himnet_fast.model import trained_model
     from himnet_fast.reference.losses import uncertainty
     from himnet_fast.run_data import open_dataset
-    from himnet_fast.trainer import resolve_device, torch_threads, trained_model
 
     state = load_checkpoint(Path(folder) / "checkpoint.pt")
     cfg = RunConfig.from_dict(state["config"])

@@ -33,11 +33,15 @@ class VideoOutput:
     cas_hat: np.ndarray
 
     @property
+    def snippet_probs(self) -> np.ndarray:
+        """Softmax over the C+1 classes of S: (T, C+1)."""
+        p = np.exp(self.cas - self.cas.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    @property
     def background(self) -> np.ndarray:
-        """B_bg: softmax over the C+1 classes of S, background column (T,)."""
-        s = self.cas - self.cas.max(axis=1, keepdims=True)
-        p = np.exp(s)
-        return p[:, -1] / p.sum(axis=1)
+        """B_bg: the background column of :attr:`snippet_probs`, (T,)."""
+        return self.snippet_probs[:, -1]
 
     def video_scores(self, r: int) -> np.ndarray:
         """Eq. 2 at inference: softmax over C+1 of the top-k mean of S_hat, k = max(1, T // r)."""
@@ -104,9 +108,7 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
         if not absent.any():
             continue
         video_max.append(float(out.video_scores(r)[:-1][absent].max()))
-        s = out.cas - out.cas.max(axis=1, keepdims=True)
-        p = np.exp(s) / np.exp(s).sum(axis=1, keepdims=True)
-        snippet_max.append(float(p[:, :-1][:, absent].max()))
+        snippet_max.append(float(out.snippet_probs[:, :-1][:, absent].max()))
     return {"absent_video_score": float(np.mean(video_max)) if video_max else 0.0,
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
 

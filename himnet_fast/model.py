@@ -17,12 +17,16 @@ and ``"xavier"`` (Xavier-uniform, zero bias).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from himnet_fast.validation import check_choice, check_int, check_number, check_shape, check_tensor
+
+if TYPE_CHECKING:  # config imports this module
+    from himnet_fast.config import RunConfig
 
 GATES = ("co2net", "cosine")
 INITS = ("kaiming", "xavier")
@@ -180,3 +184,20 @@ def _initialiser(weight_init):
 
 # kaiming_uniform_ with its defaults (a = 0: bound sqrt(6 / fan_in)), as CO2-Net's weights_init.
 _INITIALISERS = {"kaiming": _initialiser(nn.init.kaiming_uniform_), "xavier": _initialiser(nn.init.xavier_uniform_)}
+
+
+def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
+    """The network of ``cfg`` (its ``model`` section) for features of ``feature_dim`` and ``num_classes`` classes."""
+    return HiMNet(feature_dim=feature_dim, num_classes=num_classes, **asdict(cfg.model))
+
+
+def trained_model(state: dict, cfg: RunConfig, dataset, device) -> HiMNet:
+    """The network of a checkpoint ``state`` (``checkpoint.load_checkpoint``) on ``device``, for
+    ``dataset``; a ``ValueError`` when the data's classes or feature dim differ from the checkpoint's."""
+    if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
+        raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "
+                         f"{dataset.feature_dim}) does not match the checkpoint ({len(state['classlist'])} classes, "
+                         f"feature dim {state['feature_dim']})")
+    model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
+    model.load_state_dict(state["model"])
+    return model

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 import numpy as np  # noqa: E402
 
+from himnet_fast.geometry import SNIPPET_SECONDS  # noqa: E402
+
 LOSS_COLORS = {"total": "black", "mil": "tab:blue", "cll": "tab:orange", "vcl": "tab:green", "scl": "tab:red",
                "norm": "tab:purple", "guide": "tab:brown", "ml": "tab:pink", "mutual": "tab:olive"}
 
@@ -66,7 +68,8 @@ def plot_curves(history: dict, evaluations: Sequence[dict], path, title: str = "
 
 
 def plot_timeline(output, detections: np.ndarray, ground_truth: Sequence[dict], classlist: Sequence[str], path,
-                  seconds_per_snippet: float = 16 / 25, class_id: Optional[int] = None, max_boxes: int = 10) -> Path:
+                  seconds_per_snippet: float = SNIPPET_SECONDS, class_id: Optional[int] = None,
+                  max_boxes: int = 10) -> Path:
     """Fig. 8-style timeline of one video.
 
     output: ``inference.VideoOutput``; detections: (n, 4) rows (class, start_s, end_s,

@@ -17,8 +17,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from himnet_fast.geometry import SNIPPET_SECONDS
 from himnet_fast.ops import postprocess as ops
-from himnet_fast.reference.postprocess import DEFAULT_THRESHOLDS, SECONDS_PER_SNIPPET
+from himnet_fast.reference.postprocess import DEFAULT_THRESHOLDS
 
 __all__ = ["DetectionConfig", "detect_videos", "to_results_json", "select_video_classes", "synthetic_video_outputs"]
 
@@ -55,7 +56,7 @@ class DetectionConfig:
     soft_method: str = "gaussian"
     min_score: Optional[float] = None
     offset: int = 1
-    seconds_per_snippet: float = SECONDS_PER_SNIPPET
+    seconds_per_snippet: float = SNIPPET_SECONDS
     max_per_video: Optional[int] = None
     pre_nms_topk: Optional[int] = None
     backend: str = "auto"

@@ -31,13 +31,14 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from himnet_fast.checkpoint import load_checkpoint, save_checkpoint
-from himnet_fast.config import PRESETS, RunConfig, add_config_arguments, apply_overrides, preset, run_cli
+from himnet_fast.config import (PRESETS, RunConfig, add_config_arguments, apply_overrides, preset, resolve_device,
+                                run_cli, torch_threads)
 from himnet_fast.distributed import World, broadcast_object, init_world, rank_device, shutdown
 from himnet_fast.inference import evaluate_model, results_json
 from himnet_fast.outdir import claim
 from himnet_fast.plots import plot_curves, plot_timeline
 from himnet_fast.run_data import open_dataset
-from himnet_fast.trainer import Trainer, resolve_device, torch_threads
+from himnet_fast.trainer import Trainer
 
 
 def build_parser(shown: RunConfig) -> argparse.ArgumentParser:

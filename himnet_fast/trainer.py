@@ -10,7 +10,6 @@ restarted job continues bit-exactly too, for the same number of ranks.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from typing import Callable, Optional
@@ -20,10 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
-from himnet_fast.config import RunConfig
+from himnet_fast.config import RunConfig, resolve_device
 from himnet_fast.distributed import World, average_gradients, broadcast_parameters, gather_objects, rank_device
 from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
-from himnet_fast.model import HiMNet
+from himnet_fast.model import build_model
 from himnet_fast.reference.losses import topk_k
 
 EvalFn = Callable[["Trainer"], dict]
@@ -31,48 +30,9 @@ CheckpointFn = Callable[["Trainer"], None]
 StepFn = Callable[["Trainer", dict, float], None]  # (trainer, loss terms, seconds of the step)
 
 
-def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
-    """The network of ``cfg`` for features of ``feature_dim`` and ``num_classes`` classes."""
-    m = cfg.model
-    return HiMNet(feature_dim=feature_dim, hidden_dim=m.hidden_dim, num_classes=num_classes, dropout=m.dropout,
-                  attention_dim=m.attention_dim, attention_dropout=m.attention_dropout, gate=m.gate, init=m.init)
-
-
-def trained_model(state: dict, cfg: RunConfig, dataset, device) -> HiMNet:
-    """The network of a checkpoint ``state`` (``checkpoint.load_checkpoint``) on ``device``, for
-    ``dataset``; a ``ValueError`` when the data's classes or feature dim differ from the checkpoint's."""
-    if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
-        raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "
-                         f"{dataset.feature_dim}) does not match the checkpoint ({len(state['classlist'])} classes, "
-                         f"feature dim {state['feature_dim']})")
-    model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
-    model.load_state_dict(state["model"])
-    return model
-
-
 def loss_config(cfg: RunConfig) -> LossConfig:
     """The criterion's ``LossConfig``: the run's, with VCL pairs matching the batch layout."""
     return dataclasses.replace(cfg.loss, num_pairs=cfg.data.num_pairs)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``; asking for CUDA where none is present is a ``ValueError``."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {name!r} requested but no CUDA device is available (use --device cpu)")
-    return device
-
-
-@contextlib.contextmanager
-def torch_threads(n: Optional[int]):
-    """Run the block with ``n`` torch CPU threads (``None``: unchanged), then restore."""
-    previous = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class Trainer:

@@ -10,10 +10,10 @@ import sys
 
 import torch
 
-from himnet_fast.config import RunConfig
+from himnet_fast.config import RunConfig, torch_threads
 from himnet_fast.data import load_dataset
 from himnet_fast.distributed import init_world, shutdown
-from himnet_fast.trainer import Trainer, torch_threads
+from himnet_fast.trainer import Trainer
 
 
 def main(config_json: str, data_dir: str, out: str) -> None:

@@ -9,7 +9,7 @@ from himnet_fast.data.layouts import THUMOS14
 from himnet_fast.data.synth_annotations import (ANET13_STATS, THUMOS14_PAIRS, THUMOS14_STATS, proportional_counts,
                                                 synth_annotations)
 from himnet_fast.data.synth_features import confusable_pairs, make_components, render_video
-from himnet_fast.data.synthesize import main
+from himnet_fast.synthesize import main
 
 
 def _instances(ann):
@@ -185,13 +185,6 @@ def test_feature_model_rejects_odd_dim():
 def test_synthesize_bad_arguments(tmp_path, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         synthesize(tmp_path, **kw)
-
-
-def test_synthesize_callable_after_the_cli_module_is_imported(tmp_path):
-    import himnet_fast.data as data
-    import himnet_fast.data.synthesize  # noqa: F401  (rebinds data.synthesize to the module)
-
-    assert len(load_dataset(data.synthesize(tmp_path, dim=16, videos=2))) == 2
 
 
 def test_cli_writes_a_loadable_set(tmp_path, capsys):

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.config import preset
+from himnet_fast.config import preset, torch_threads
 from himnet_fast.data import load_dataset
 from himnet_fast.run_data import synthetic_folder
-from himnet_fast.trainer import Trainer, torch_threads
+from himnet_fast.trainer import Trainer
 
 from conftest import TINY_TRAIN
 

@@ -34,9 +34,11 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 from tqdm import tqdm
 
+from himnet_fast.geometry import SNIPPET_SECONDS
+
 from .annotations import Annotations, ground_truth_json, read_annotations, read_ground_truth_json
 from .errors import DataFormatError, DataWarning
-from .layouts import PACKED_LAYOUTS, PER_VIDEO, SNIPPET_SECONDS, PackedLayout
+from .layouts import PACKED_LAYOUTS, PER_VIDEO, PackedLayout
 from .stores import PackedStore, PerVideoStore, find_per_video_files
 
 PathLike = Union[str, Path]

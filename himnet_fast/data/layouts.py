@@ -1,13 +1,7 @@
-"""File layouts of the public feature sets and the snippet clock.
-
-A snippet is 16 frames at 25 fps (I3D features), so snippet t covers seconds
-[t * 0.64, (t + 1) * 0.64).
-"""
+"""File layouts of the public feature sets (the snippet clock is ``himnet_fast.geometry.SNIPPET_SECONDS``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-SNIPPET_SECONDS = 16.0 / 25.0
 
 
 @dataclass(frozen=True)

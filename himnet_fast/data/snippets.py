@@ -12,7 +12,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .layouts import SNIPPET_SECONDS
+from himnet_fast.geometry import SNIPPET_SECONDS
 
 
 def snippets_for_duration(duration: float) -> int:

@@ -1,5 +1,5 @@
 """Write a synthetic THUMOS14- or ActivityNet1.3-like feature set in a public layout
-(the CLI is :mod:`.synthesize`).
+(the CLI is ``python -m himnet_fast.synthesize``).
 
 Ground truth comes from a real annotation folder (``--annotations``, e.g. ``../shared/data/thumos14``:
 real names, lengths, segments, labels; T_i = floor(duration * 25/16)) or, without it, from the

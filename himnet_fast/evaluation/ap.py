@@ -19,6 +19,7 @@ def _ap_terms(tp, class_offsets, npos):
     Returns terms (flat float64) and bounds (C, n_tiou, 2): the terms of class c at threshold t
     are ``terms[bounds[c, t, 0]:bounds[c, t, 1]]`` (empty where the class has no prediction).
     """
+    # Official (per class): ``for tidx ...: ap[tidx] = interpolated_prec_rec(precision_cumsum[tidx, :], ...)``.
     n_thr, n = tp.shape
     num_classes = len(class_offsets) - 1
     terms = np.empty(n_thr * (n + num_classes))
@@ -41,6 +42,9 @@ def _ap_terms(tp, class_offsets, npos):
 def _curve(tp, npos, mprec, mrec):
     """Official precision/recall with the [0, ..., 0] and [0, ..., 1] sentinels, precision
     made non-increasing from the right."""
+    # Official: tp/fp ``np.cumsum``, ``recall_cumsum = tp_cumsum / npos``, ``precision_cumsum =
+    # tp_cumsum / (tp_cumsum + fp_cumsum)``; ``interpolated_prec_rec``: ``np.hstack([[0], prec, [0]])``,
+    # ``np.hstack([[0], rec, [1]])``, ``for i in range(len(mprec) - 1)[::-1]: mprec[i] = max(...)``.
     m = len(tp)
     tpc = 0.0
     fpc = 0.0
@@ -61,6 +65,9 @@ def _curve(tp, npos, mprec, mrec):
 
 @njit(cache=True)
 def _write_terms(mprec, mrec, terms, w):
+    """Append the interpolation terms of one curve to ``terms`` from ``w``; returns the new end."""
+    # Official ``interpolated_prec_rec``: ``idx = np.where(mrec[1::] != mrec[0:-1])[0] + 1``,
+    # terms ``(mrec[idx] - mrec[idx - 1]) * mprec[idx]`` (summed by numpy in ``average_precision``).
     for i in range(1, len(mrec)):
         if mrec[i] != mrec[i - 1]:
             terms[w] = (mrec[i] - mrec[i - 1]) * mprec[i]

@@ -1,9 +1,10 @@
 """Greedy matching of predictions to ground truth, all tIoU thresholds in one numba pass.
 
-The official algorithm, per class: predictions in the order ``np.argsort(scores)[::-1]``;
-for each, its video's ground truths of the class in the order ``tiou.argsort()[::-1]``;
-per threshold, the first one that is not locked is matched unless a tIoU below the
-threshold comes first. Equivalently: among the unlocked ground truths with
+The official algorithm (``compute_average_precision_detection``, ported in
+``himnet_fast.reference.evaluation``), per class: predictions in the order
+``np.argsort(scores)[::-1]``; for each, its video's ground truths of the class in the order
+``tiou.argsort()[::-1]``; per threshold, the first one that is not locked is matched unless a
+tIoU below the threshold comes first. Equivalently: among the unlocked ground truths with
 ``not (tiou < thr)``, the first in that order.
 
 numpy's ``argsort`` is not stable (its SIMD sorts break ties by the CPU's sorting
@@ -23,6 +24,8 @@ from typing import Tuple
 
 import numpy as np
 from numba import njit
+
+from himnet_fast.geometry import segment_iou
 
 from .io import GroundTruth, Predictions
 
@@ -79,20 +82,11 @@ def match_inputs(gt: GroundTruth, pred: Predictions) -> MatchInputs:
     return MatchInputs(order, offsets, np.ascontiguousarray(gt.segments[gt_perm]), start, stop)
 
 
-def segment_iou(target: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """tIoU of ``target`` (2,) with each row of ``candidates`` (m, 2), the official arithmetic
-    (same operations in the same order, so the same bits as ``_iou`` below)."""
-    tt1 = np.maximum(target[0], candidates[:, 0])
-    tt2 = np.minimum(target[1], candidates[:, 1])
-    inter = (tt2 - tt1).clip(0)
-    union = (candidates[:, 1] - candidates[:, 0]) + (target[1] - target[0]) - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / union
-
-
 @njit(cache=True, error_model="numpy")
 def _iou(ps: float, pe: float, gs: float, ge: float) -> float:
-    """Scalar twin of :func:`segment_iou` (numba without fastmath keeps IEEE order)."""
+    """Scalar twin of the official ``segment_iou`` (``himnet_fast.geometry``): the same operations
+    in the same order (numba without fastmath keeps IEEE order), so the same bits."""
+    # Official: tt2 - tt1 with tt1 = max(t0, c0), tt2 = min(t1, c1), clip(0); (c1 - c0) + (t1 - t0) - inter.
     inter = min(pe, ge) - max(ps, gs)
     if inter < 0.0:
         inter = 0.0
@@ -101,7 +95,7 @@ def _iou(ps: float, pe: float, gs: float, ge: float) -> float:
 
 @njit(cache=True)
 def _scratch(start, stop):
-    """A buffer as long as the largest candidate group."""
+    """A buffer as long as the largest candidate group (no official counterpart)."""
     width = 1
     for i in range(len(start)):
         width = max(width, stop[i] - start[i])
@@ -111,6 +105,7 @@ def _scratch(start, stop):
 @njit(cache=True, error_model="numpy")
 def _ambiguous_rows(order, segments, gt_segments, start, stop, min_thr):
     """(n,) bool: the tIoUs of order[i] hold a NaN or a tie among values >= min_thr."""
+    # Where official ``tiou_sorted_idx = tiou_arr.argsort()[::-1]`` depends on numpy's tie order.
     n = len(order)
     out = np.zeros(n, dtype=np.bool_)
     seen = _scratch(start, stop)
@@ -156,6 +151,8 @@ def _match(order, segments, gt_segments, start, stop, tious, rank_offset, ranks)
     Per prediction and threshold, the chosen ground truth is the unlocked candidate with
     ``not (tiou < thr)`` that comes first: smallest numpy rank where ranked, else largest tIoU.
     """
+    # Official: ``for tidx, tiou_thr in enumerate(tiou_thresholds): for jdx in tiou_sorted_idx:``
+    # (fp on ``tiou_arr[jdx] < tiou_thr``, skip ``lock_gt >= 0``, else tp and lock); no candidate: fp.
     n, n_thr = len(order), len(tious)
     tp = np.zeros((n_thr, n), dtype=np.uint8)
     locked = np.zeros((n_thr, len(gt_segments)), dtype=np.bool_)

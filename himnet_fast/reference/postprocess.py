@@ -6,9 +6,9 @@ so every arithmetic choice below is part of the spec:
 
 * everything is float64; means come from prefix sums accumulated left to right
   (``np.cumsum``), differences of which give the sum over any span;
-* the IoU of [s1, e1] and [s2, e2] is ``inter / (((e1 - s1 + o) + (e2 - s2 + o)) - inter)``
-  with ``inter = (min(e1, e2) - max(s1, s2)) + o``, 0 unless ``inter > 0``; ``o = offset``
-  is 0 (continuous IoU) or 1 (the legacy inclusive "+1" convention);
+* the IoU of [s1, e1] and [s2, e2] is ``himnet_fast.geometry.segment_iou`` (the official
+  evaluator's, with ``offset`` 0 (continuous IoU) or 1 (the legacy inclusive "+1" convention)
+  added to the intersection and to each length), 0 unless the segments overlap;
 * the gaussian decay is ``score * portable_exp(-(iou * iou) / sigma)``, where
   ``portable_exp`` is an exp written as a fixed sequence of IEEE operations (numpy's
   SIMD exp and the C library's differ in the last bit on AVX-512 machines, and GPUs
@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-SECONDS_PER_SNIPPET = 16.0 / 25.0
+from himnet_fast import geometry
+
 DEFAULT_THRESHOLDS = tuple(float(t) for t in np.linspace(0.1, 0.9, 10))
 NMS_METHODS = ("hard", "linear", "gaussian")
 
@@ -168,12 +169,10 @@ def proposals_reference(attention, cas, offsets, selected, video_scores, thresho
 
 
 def segment_iou(s1: float, e1: float, s: np.ndarray, e: np.ndarray, offset: float = 0.0) -> np.ndarray:
-    """IoU of [s1, e1] with each [s[j], e[j]] (see the module docstring): (n,) float64."""
-    with np.errstate(over="ignore", invalid="ignore"):  # far apart / huge segments: inter -inf, union inf
-        inter = (np.minimum(e1, e) - np.maximum(s1, s)) + offset
-        union = ((e1 - s1 + offset) + (e - s + offset)) - inter
-    positive = inter > 0
-    return np.where(positive, inter / np.where(positive, union, 1.0), 0.0)
+    """IoU of [s1, e1] with each [s[j], e[j]] (n,): (n,) float64, 0 where they do not overlap
+    (where the official IoU is 0, -0 or 0/0 = NaN)."""
+    iou = geometry.segment_iou(np.array([s1, e1], dtype=np.float64), np.stack([s, e], axis=1), offset)
+    return np.where(iou > 0, iou, 0.0)
 
 
 def soft_nms_reference(

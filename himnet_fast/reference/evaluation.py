@@ -1,10 +1,11 @@
-"""Reference: a plain port of the official ActivityNet detection evaluation.
+"""Reference of the evaluator: a plain port of the official ActivityNet detection evaluation.
 
 It follows ``Evaluation/eval_detection.py`` of the ActivityNet repository (class
-``ANETdetection`` with ``compute_average_precision_detection``, ``segment_iou`` and
-``interpolated_prec_rec``) step by step, with pandas tables built as the official
-code builds them, so that row orders (and with them the tie orders of
-``np.argsort``) are the official ones. Differences, none of which changes a number:
+``ANETdetection`` with ``compute_average_precision_detection``, and ``Evaluation/utils.py``:
+``segment_iou``, here ``himnet_fast.geometry.segment_iou``, and ``interpolated_prec_rec``)
+step by step, with pandas tables built as the official code builds them, so that row orders
+(and with them the tie orders of ``np.argsort``) are the official ones. Differences, none of
+which changes a number:
 
 * inputs are the already-parsed JSON dicts instead of file names; no blocked-video
   download (the list is empty, as with ``check_status=False``); no joblib;
@@ -15,7 +16,7 @@ code builds them, so that row orders (and with them the tie orders of
   keeps the official pandas loop line by line (``evaluate(..., literal=True)``); tests
   check that the two agree, benchmarks time both.
 
-It must not import ``himnet_fast``: it is what the fast evaluator is tested against.
+It imports nothing of the fast evaluator (``himnet_fast.evaluation``), which is tested against it.
 """
 from __future__ import annotations
 
@@ -24,16 +25,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-
-def segment_iou(target_segment: np.ndarray, candidate_segments: np.ndarray) -> np.ndarray:
-    """tIoU of one segment ``[start, end]`` with each row of ``candidate_segments`` (m, 2)."""
-    tt1 = np.maximum(target_segment[0], candidate_segments[:, 0])
-    tt2 = np.minimum(target_segment[1], candidate_segments[:, 1])
-    intersection = (tt2 - tt1).clip(0)
-    union = (candidate_segments[:, 1] - candidate_segments[:, 0]) \
-        + (target_segment[1] - target_segment[0]) - intersection
-    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 for two zero-length segments, as official
-        return intersection.astype(float) / union
+from himnet_fast.geometry import segment_iou
 
 
 def interpolated_prec_rec(prec: np.ndarray, rec: np.ndarray) -> float:

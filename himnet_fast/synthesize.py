@@ -1,6 +1,6 @@
-"""Command line of the synthetic generator (the work is done by :mod:`.synth_writer`).
+"""Command line of the synthetic generator (the work is done by ``himnet_fast.data.synth_writer``).
 
-    python -m himnet_fast.data.synthesize --like thumos14 --out DIR [--annotations DIR]
+    python -m himnet_fast.synthesize --like thumos14 --out DIR [--annotations DIR]
         [--dim D] [--seed S] [--videos N] [--layout packed|per_video] [--quiet]
 
 In Python use ``from himnet_fast.data import synthesize`` (the function).
@@ -10,18 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import types
 from pathlib import Path
 
-from . import synth_writer
-from .layouts import PACKED_LAYOUTS
-from .synth_writer import synthesize
-
-__all__ = ["main", "synthesize"]
+from himnet_fast.data import synth_writer, synthesize
+from himnet_fast.data.layouts import PACKED_LAYOUTS
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m himnet_fast.data.synthesize", description=synth_writer.__doc__,
+    parser = argparse.ArgumentParser(prog="python -m himnet_fast.synthesize", description=synth_writer.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--like", choices=sorted(PACKED_LAYOUTS), default="thumos14")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
@@ -42,17 +38,6 @@ def main(argv=None) -> int:
     print(f"wrote {out} ({size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.1f} s")
     return 0
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this module rebinds ``himnet_fast.data.synthesize`` (the package attribute)
-    from the function to the module, as Python does for every submodule; calling the module
-    calls the function, so ``from himnet_fast.data import synthesize`` works either way."""
-
-    def __call__(self, *args, **kwargs):
-        return synthesize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())
