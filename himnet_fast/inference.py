@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from himnet_fast.config import RunConfig
+from himnet_fast.ops import postprocess as ops
 from himnet_fast.postprocess import DetectionConfig
-from himnet_fast.reference.losses import topk_k, topk_mean, video_scores
 
 
 @dataclass
@@ -44,9 +44,9 @@ class VideoOutput:
         return self.snippet_probs[:, -1]
 
     def video_scores(self, r: int) -> np.ndarray:
-        """Eq. 2 at inference: softmax over C+1 of the top-k mean of S_hat, k = max(1, T // r)."""
-        S_hat = torch.from_numpy(self.cas_hat)[None]
-        return video_scores(topk_mean(S_hat, topk_k(S_hat.shape[1], r)))[0].numpy()
+        """Eq. 2 at inference, as the detector computes it (``ops.video_scores``): softmax over C+1
+        of the top-k mean of S_hat, k = max(1, T // r), background dropped: (C,) float64."""
+        return ops.video_scores(self.cas_hat, [0, len(self.cas_hat)], r)[0].numpy()
 
 
 @torch.no_grad()
@@ -107,7 +107,7 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
         absent = ~np.asarray(y, dtype=bool)
         if not absent.any():
             continue
-        video_max.append(float(out.video_scores(r)[:-1][absent].max()))
+        video_max.append(float(out.video_scores(r)[absent].max()))
         snippet_max.append(float(out.snippet_probs[:, :-1][:, absent].max()))
     return {"absent_video_score": float(np.mean(video_max)) if video_max else 0.0,
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
