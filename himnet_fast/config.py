@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from himnet_fast.losses import LossConfig
-from himnet_fast.model import GATES, INITS
+from himnet_fast.model import GATES, INITS, ModelConfig
 from himnet_fast.postprocess import DetectionConfig
 from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS
 
@@ -57,19 +57,6 @@ class DataConfig:
     topk_r: int = 7                    # k = max(1, T // r) for Eq. 1 in training
     batch_size: int = 10               # videos per batch
     num_pairs: int = 3                 # same-class pairs at positions (0,1), (2,3), ...
-
-
-@dataclass
-class ModelConfig:
-    """The HiM-Net network (the feature dim and class count come from the data); gate and init:
-    the readings of ``himnet_fast.model`` ("co2net" | "cosine", "kaiming" | "xavier")."""
-
-    hidden_dim: int = 2048
-    attention_dim: int = 512
-    dropout: float = 0.7
-    attention_dropout: float = 0.5
-    gate: str = "cosine"
-    init: str = "xavier"
 
 
 @dataclass

@@ -33,19 +33,26 @@ INITS = ("kaiming", "xavier")
 
 
 @dataclass
-class HiMNetConfig:
-    """Sizes of the network. The paper's setting is the default (I3D features, 2048 = 1024 RGB
-    + 1024 flow); ``cpu_small`` gives a preset that trains quickly on a CPU."""
+class ModelConfig:
+    """The network's settings that do not come from the data (the ``model`` section of a run's
+    config; the paper's setting is the default); gate and init: the readings of the module docstring."""
 
-    feature_dim: int = 2048
     hidden_dim: int = 2048
-    num_classes: int = 20
-    dropout: float = 0.7
     attention_dim: int = 512
+    dropout: float = 0.7
     attention_dropout: float = 0.5
-    negative_slope: float = 0.2
     gate: str = "cosine"
     init: str = "xavier"
+
+
+@dataclass
+class HiMNetConfig(ModelConfig):
+    """All sizes of the network (I3D features by default, 2048 = 1024 RGB + 1024 flow);
+    ``cpu_small`` gives a preset that trains quickly on a CPU."""
+
+    feature_dim: int = 2048
+    num_classes: int = 20
+    negative_slope: float = 0.2
 
     @classmethod
     def cpu_small(cls, num_classes: int = 20, feature_dim: int = 256) -> "HiMNetConfig":
@@ -131,9 +138,9 @@ class HiMNet(nn.Module):
         init: str = "xavier",
     ):
         super().__init__()
-        self.config = HiMNetConfig(
-            feature_dim, hidden_dim, num_classes, dropout, attention_dim, attention_dropout, negative_slope, gate, init
-        )
+        self.config = HiMNetConfig(hidden_dim=hidden_dim, attention_dim=attention_dim, dropout=dropout,
+                                   attention_dropout=attention_dropout, gate=gate, init=init, feature_dim=feature_dim,
+                                   num_classes=num_classes, negative_slope=negative_slope)
         n = feature_dim // 2
         slope = negative_slope
         self.rgb_attention = ModalityAttention(n, attention_dim, attention_dropout, slope, gate)
@@ -187,7 +194,7 @@ _INITIALISERS = {"kaiming": _initialiser(nn.init.kaiming_uniform_), "xavier": _i
 
 
 def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
-    """The network of ``cfg`` (its ``model`` section) for features of ``feature_dim`` and ``num_classes`` classes."""
+    """The network of ``cfg`` (its :class:`ModelConfig`) for ``feature_dim`` features and ``num_classes`` classes."""
     return HiMNet(feature_dim=feature_dim, num_classes=num_classes, **asdict(cfg.model))
 
 
