@@ -1,7 +1,5 @@
-"""Time geometry shared by the data, the post-processing, its reference and the evaluator: the
-snippet clock and the segment IoU. Plain numpy, so that references may import it as well as
-fast code.
-"""
+"""The snippet clock and the segment IoU, shared by the data, the post-processing, its reference
+and the evaluator (plain numpy: references import it as well as fast code)."""
 from __future__ import annotations
 
 import numpy as np

@@ -83,18 +83,6 @@ def results_json(dataset, outputs: Sequence[VideoOutput], detections: Sequence[n
     return to_results_json([o.name for o in outputs], list(detections), list(dataset.classlist))
 
 
-def tious_for(dataset_name: str) -> np.ndarray:
-    """The tIoU thresholds of the benchmark: THUMOS14 0.1:0.1:0.7, ActivityNet1.3 0.5:0.05:0.95."""
-    from himnet_fast.evaluation import ANET_TIOUS, THUMOS14_TIOUS
-
-    return np.asarray(ANET_TIOUS if dataset_name == "anet13" else THUMOS14_TIOUS, dtype=np.float64)
-
-
-def summary_ranges(dataset_name: str) -> list[tuple[float, float]]:
-    """The averaged tIoU ranges reported in the paper's tables (Table 1 / Table 2)."""
-    return [(0.5, 0.95)] if dataset_name == "anet13" else [(0.1, 0.5), (0.1, 0.7)]
-
-
 def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: int) -> dict:
     """How strongly the network fires on classes a video does not contain.
 
@@ -142,21 +130,22 @@ def gt_classes_only(results: dict, gt: dict) -> dict:
 
 def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequence[VideoOutput],
              detections: Sequence[np.ndarray], settings: DetectionConfig) -> dict:
-    """Metrics of one evaluation: ``mAP`` (tIoU -> %), ``avg`` (the last summary range, %),
-    ``avg_<lo>_<hi>`` per summary range, ``snippet_accuracy`` (%), ``classes_without_detections``
-    (ground-truth classes never predicted), absent-class firing (:func:`absent_class_firing`)."""
+    """Metrics of one evaluation on the benchmark protocol ``dataset_name`` (``evaluation.PROTOCOLS``:
+    its thresholds and the averaged ranges of the paper's Tables 1 and 2): ``mAP`` (tIoU -> %),
+    ``avg`` (the last range, %), ``avg_<lo>_<hi>`` per range, ``snippet_accuracy`` (%),
+    ``classes_without_detections`` (ground-truth classes never predicted), absent-class firing
+    (:func:`absent_class_firing`)."""
     from himnet_fast.evaluation import EvaluationWarning, detection_map
 
-    tious = tious_for(dataset_name)
     gt = dataset.ground_truth("test")
     with warnings.catch_warnings():
         # "no predictions for some classes" is expected early in training; it is counted below.
         warnings.simplefilter("ignore", EvaluationWarning)
         # The ground truth holds the test split only, whatever its subset is called ("test", "val").
-        result = detection_map(gt, gt_classes_only(results_json(dataset, outputs, detections), gt), tious,
-                               subset=None)
+        result = detection_map(gt, gt_classes_only(results_json(dataset, outputs, detections), gt), subset=None,
+                               protocol=dataset_name)
     metrics = {"mAP": {f"{t:.2f}": 100.0 * float(m) for t, m in zip(result.tious, result.mAP)}}
-    for lo, hi in summary_ranges(dataset_name):
+    for lo, hi in result.averages:
         metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))
     metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
     metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs)

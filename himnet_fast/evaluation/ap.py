@@ -42,9 +42,8 @@ def _ap_terms(tp, class_offsets, npos):
 def _curve(tp, npos, mprec, mrec):
     """Official precision/recall with the [0, ..., 0] and [0, ..., 1] sentinels, precision
     made non-increasing from the right."""
-    # Official: tp/fp ``np.cumsum``, ``recall_cumsum = tp_cumsum / npos``, ``precision_cumsum =
-    # tp_cumsum / (tp_cumsum + fp_cumsum)``; ``interpolated_prec_rec``: ``np.hstack([[0], prec, [0]])``,
-    # ``np.hstack([[0], rec, [1]])``, ``for i in range(len(mprec) - 1)[::-1]: mprec[i] = max(...)``.
+    # Official: ``tp_cumsum / npos``, ``tp_cumsum / (tp_cumsum + fp_cumsum)``, then interpolated_prec_rec's
+    # ``np.hstack`` sentinels and ``for i in range(len(mprec) - 1)[::-1]: mprec[i] = max(mprec[i], mprec[i + 1])``.
     m = len(tp)
     tpc = 0.0
     fpc = 0.0
@@ -65,9 +64,8 @@ def _curve(tp, npos, mprec, mrec):
 
 @njit(cache=True)
 def _write_terms(mprec, mrec, terms, w):
-    """Append the interpolation terms of one curve to ``terms`` from ``w``; returns the new end."""
-    # Official ``interpolated_prec_rec``: ``idx = np.where(mrec[1::] != mrec[0:-1])[0] + 1``,
-    # terms ``(mrec[idx] - mrec[idx - 1]) * mprec[idx]`` (summed by numpy in ``average_precision``).
+    # Official interpolated_prec_rec: ``(mrec[idx] - mrec[idx - 1]) * mprec[idx]`` at
+    # ``idx = np.where(mrec[1::] != mrec[0:-1])[0] + 1``, appended to terms from w (numpy sums them).
     for i in range(1, len(mrec)):
         if mrec[i] != mrec[i - 1]:
             terms[w] = (mrec[i] - mrec[i - 1]) * mprec[i]

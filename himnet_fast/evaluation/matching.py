@@ -86,7 +86,6 @@ def match_inputs(gt: GroundTruth, pred: Predictions) -> MatchInputs:
 def _iou(ps: float, pe: float, gs: float, ge: float) -> float:
     """Scalar twin of the official ``segment_iou`` (``himnet_fast.geometry``): the same operations
     in the same order (numba without fastmath keeps IEEE order), so the same bits."""
-    # Official: tt2 - tt1 with tt1 = max(t0, c0), tt2 = min(t1, c1), clip(0); (c1 - c0) + (t1 - t0) - inter.
     inter = min(pe, ge) - max(ps, gs)
     if inter < 0.0:
         inter = 0.0
