@@ -12,8 +12,6 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(himnet_fast, m) {
-  // mask (rows, T) bool, lengths (rows,) int64 -> runs (R, 3) int64 of (row, start, end).
-  m.def("mask_runs(Tensor mask, Tensor lengths) -> Tensor");
   // Connected-component proposals with OIC scores over ragged videos packed along
   // time: attention (S,), cas (S, K) (same float dtype), offsets (V+1,) int64,
   // selected (R, 2) int64 rows (video, class), video_scores (R,) float64,

@@ -15,6 +15,22 @@
 
 using namespace himnet_fast;
 
+HF_TEST(for_each_run_hand_example_and_edges) {
+  const bool mask[] = {true, true, false, true, false, false, true};
+  std::vector<int64_t> runs;
+  const auto collect = [&](const bool* m, int64_t length) {
+    runs.clear();
+    return for_each_run(
+        length, [&](int64_t t) { return m[t]; }, [&](int64_t s, int64_t e) { runs.insert(runs.end(), {s, e}); });
+  };
+  HF_EXPECT(collect(mask, 7) == 3 && runs == std::vector<int64_t>({0, 2, 3, 4, 6, 7}));
+  HF_EXPECT(collect(mask, 0) == 0 && runs.empty());  // empty row
+  HF_EXPECT(collect(mask, 2) == 1 && runs == std::vector<int64_t>({0, 2}));  // cut by the length
+  const bool none[] = {false, false, false};
+  HF_EXPECT(collect(none, 3) == 0);
+  HF_EXPECT(collect(mask + 6, 1) == 1 && runs == std::vector<int64_t>({0, 1}));
+}
+
 HF_TEST(segment_iou_hand_values) {
   HF_EXPECT(segment_iou(0, 4, 2, 6, 0) == 2.0 / 6.0);
   HF_EXPECT(segment_iou(0, 4, 4, 6, 0) == 0.0);            // touching: no overlap

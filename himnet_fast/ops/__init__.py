@@ -9,7 +9,6 @@ Names are resolved lazily so that importing one op never pays for another's back
 import importlib
 
 _EXPORTS = {
-    "mask_runs": "himnet_fast.ops.mask_runs",
     "topk_mean": "himnet_fast.ops.losses",
     "himnet_losses": "himnet_fast.ops.losses",
     "proposals": "himnet_fast.ops.postprocess",

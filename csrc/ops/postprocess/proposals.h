@@ -14,9 +14,27 @@
 //   score = (inner - outer) + weight * w_c
 #pragma once
 #include "../../common.h"
-#include "../mask_runs/mask_runs.h"
 
 namespace himnet_fast {
+
+// Calls on_run(start, end) for every maximal half-open run [start, end) of positions
+// t in [0, length) where is_on(t) holds, left to right, and returns the number of runs.
+template <typename IsOn, typename OnRun>
+HF_HOST_DEVICE inline int64_t for_each_run(int64_t length, IsOn is_on, OnRun on_run) {
+  int64_t count = 0;
+  int64_t t = 0;
+  while (t < length) {
+    if (!is_on(t)) {
+      ++t;
+      continue;
+    }
+    const int64_t start = t;
+    while (t < length && is_on(t)) ++t;
+    on_run(start, t);
+    ++count;
+  }
+  return count;
+}
 
 // prefix[0..length] of column x[t * stride], t < length, accumulated in double.
 template <typename scalar_t>
