@@ -51,9 +51,9 @@ use_cuda = (
 if use_cuda and not torch.cuda.is_available():
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
 
-cpp_sources = sorted(
-    glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*/algo/*.cpp") + glob.glob("csrc/ops/*/cpu/*.cpp")
-)
+# One folder per op: csrc/ops/<op>/*.cpp (its plain C++ algorithm and <op>_op.cpp, the
+# schema and input checks), cpu/ and cuda/ (its kernels).
+cpp_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/ops/*/*.cpp") + glob.glob("csrc/ops/*/cpu/*.cpp"))
 cuda_sources = sorted(glob.glob("csrc/ops/*/cuda/*.cpp") + glob.glob("csrc/ops/*/cuda/*.cu"))
 include_dirs = [str(ROOT / "csrc")]
 library_dirs = []

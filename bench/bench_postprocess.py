@@ -83,9 +83,9 @@ def soft_nms_inputs(n: int, seed: int = 0, span: float = 3000.0):
 
 
 def quadratic_soft_nms(seg, scores):
-    """The native O(N^2) loop (same result as the sweep)."""
-    return torch.ops.himnet_fast.batched_soft_nms(seg, scores, torch.zeros(len(scores), dtype=torch.int64), 2, 0.3,
-                                                  0.7, float("-inf"), 0.0, True)
+    """The native O(N^2) loop (same result as the sweep): the private op _soft_nms_quadratic."""
+    return torch.ops.himnet_fast._soft_nms_quadratic(seg, scores, torch.zeros(len(scores), dtype=torch.int64), 2, 0.3,
+                                                     0.7, float("-inf"), 0.0)
 
 
 def same_detections(a, b) -> bool:

@@ -429,10 +429,10 @@ def test_quadratic_baseline_matches_sweep():
     rng = np.random.default_rng(5)
     seg = torch.from_numpy(random_segments(rng, 2000, span=1000.0, mean_length=20.0))
     scores, groups = torch.from_numpy(rng.random(2000)), torch.zeros(2000, dtype=torch.int64)
-    op = torch.ops.himnet_fast.batched_soft_nms
+    quadratic, op = torch.ops.himnet_fast._soft_nms_quadratic, torch.ops.himnet_fast.batched_soft_nms
     for method in (0, 1, 2):
-        assert_same(op(seg, scores, groups, method, 0.3, 0.5, 0.01, 0.0, True),
-                    op(seg, scores, groups, method, 0.3, 0.5, 0.01, 0.0, False))
+        assert_same(quadratic(seg, scores, groups, method, 0.3, 0.5, 0.01, 0.0),
+                    op(seg, scores, groups, method, 0.3, 0.5, 0.01, 0.0))
 
 
 def test_raw_op_cancel_flag_and_pre_nms_topk():
@@ -441,9 +441,9 @@ def test_raw_op_cancel_flag_and_pre_nms_topk():
     seg = torch.from_numpy(random_segments(rng, 3000, span=50.0, mean_length=20.0))  # dense: no pair lists
     args = (seg, torch.from_numpy(rng.random(3000)), torch.zeros(3000, dtype=torch.int64), 2, 0.3, 0.7, -math.inf,
             0.0)
-    for quadratic in (False, True):  # a flag set before the call stops the first selection
+    for run in (op, torch.ops.himnet_fast._soft_nms_quadratic):  # a flag set before the call stops the first selection
         with pytest.raises(RuntimeError, match="cancelled"):
-            op(*args, quadratic, cancel=torch.ones(1, dtype=torch.int32))
+            run(*args, cancel=torch.ones(1, dtype=torch.int32))
     with pytest.raises(RuntimeError, match="cancelled"):  # small groups (pair lists) stop between groups
         op(seg, args[1], torch.arange(3000) % 500, *args[3:], cancel=torch.ones(1, dtype=torch.int32))
     assert_same(op(*args, cancel=torch.zeros(1, dtype=torch.int32)), op(*args))
@@ -455,7 +455,7 @@ def test_raw_op_cancel_flag_and_pre_nms_topk():
 def test_fake_kernels_pass_opcheck():
     seg = torch.tensor([[0.0, 4.0], [2.0, 6.0], [9.0, 12.0]], dtype=torch.float64)
     args = (seg, torch.tensor([0.9, 0.8, 0.3], dtype=torch.float64), torch.tensor([0, 0, 1]), 2, 0.3, 0.7, 0.0, 0.0)
-    for extra in ((), (False, 1, torch.zeros(1, dtype=torch.int32))):  # pre_nms_topk, cancel
+    for extra in ((), (1, torch.zeros(1, dtype=torch.int32))):  # pre_nms_topk, cancel
         torch.library.opcheck(torch.ops.himnet_fast.batched_soft_nms.default, args + extra,
                               test_utils=("test_schema", "test_faketensor"))
     att = torch.tensor([0.9, 0.2, 0.8, 0.7])

@@ -1,19 +1,41 @@
 // Torch-free tests of the post-processing algorithms: hand-computed values, and
-// the overlap sweep against the O(n^2) loop on random inputs (run under ASan+UBSan).
+// every Soft-NMS algorithm against the O(n^2) loop on random inputs (run under ASan+UBSan).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
 
-#include "ops/postprocess/algo/nms_internal.h"
-#include "ops/postprocess/nms.h"
-#include "ops/postprocess/proposal_levels.h"
-#include "ops/postprocess/proposals.h"
-#include "ops/postprocess/video_scores.h"
+#include "ops/proposals/proposals.h"
+#include "ops/soft_nms/soft_nms.h"
+#include "ops/video_scores/video_scores.h"
 #include "test_framework.h"
 
 using namespace himnet_fast;
+
+namespace {
+
+// soft_nms by one algorithm into fresh buffers of n entries.
+struct Picks {
+  int64_t count;
+  std::vector<int64_t> keep;
+  std::vector<double> scores;
+  bool operator==(const Picks& o) const {
+    return count == o.count && std::equal(keep.begin(), keep.begin() + std::max<int64_t>(count, 0), o.keep.begin()) &&
+           std::equal(scores.begin(), scores.begin() + std::max<int64_t>(count, 0), o.scores.begin());
+  }
+};
+
+Picks run_soft_nms(const std::vector<double>& s, const std::vector<double>& e, const std::vector<double>& sc,
+                   const NmsParams& p, SoftNmsWorkspace& ws, SoftNmsAlgorithm algorithm = SoftNmsAlgorithm::kAuto,
+                   const int32_t* cancel = nullptr) {
+  const int64_t n = static_cast<int64_t>(s.size());
+  Picks out{0, std::vector<int64_t>(n), std::vector<double>(n)};
+  out.count = soft_nms(s.data(), e.data(), sc.data(), n, p, out.keep.data(), out.scores.data(), ws, cancel, algorithm);
+  return out;
+}
+
+}  // namespace
 
 HF_TEST(for_each_run_hand_example_and_edges) {
   const bool mask[] = {true, true, false, true, false, false, true};
@@ -103,32 +125,32 @@ HF_TEST(soft_nms_hand_example) {
   NmsParams p;
   p.method = kNmsGaussian;
   p.sigma = 0.3;
-  NmsWorkspace ws;
+  SoftNmsWorkspace ws;
   int64_t keep[3];
   double kept[3];
-  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 3);
+  HF_EXPECT(soft_nms(s, e, sc, 3, p, keep, kept, ws) == 3);
   const double b = 0.8 * std::exp(-(1.0 / 9.0) / 0.3);  // 0.552 > 0.5
   HF_EXPECT(keep[0] == 0 && keep[1] == 1 && keep[2] == 2);
   HF_EXPECT(kept[0] == 0.9 && kept[1] == b && kept[2] == 0.5);
   p.method = kNmsHard;
   p.iou_threshold = 0.3;
-  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 2);
+  HF_EXPECT(soft_nms(s, e, sc, 3, p, keep, kept, ws) == 2);
   HF_EXPECT(keep[0] == 0 && keep[1] == 2);
   p.min_score = 0.6;
-  HF_EXPECT(soft_nms_sweep(s, e, sc, 3, p, keep, kept, ws) == 1);
+  HF_EXPECT(soft_nms(s, e, sc, 3, p, keep, kept, ws) == 1);
   // Ties go to the lowest index.
   const double tie[] = {0.5, 0.5, 0.5};
   p = NmsParams();
-  HF_EXPECT(soft_nms_sweep(s, e, tie, 3, p, keep, kept, ws) == 3);
+  HF_EXPECT(soft_nms(s, e, tie, 3, p, keep, kept, ws) == 3);
   HF_EXPECT(keep[0] == 0 && keep[1] == 2 && keep[2] == 1);
-  HF_EXPECT(soft_nms_sweep(s, e, sc, 0, p, keep, kept, ws) == 0);
+  HF_EXPECT(soft_nms(s, e, sc, 0, p, keep, kept, ws) == 0);
 }
 
-// The three CPU algorithms (pair lists, overlap sweep, the public dispatch between
-// them) against the O(n^2) loop: kept indices and scores bit for bit.
+// Every CPU algorithm (and the dispatch between them) against the O(n^2) loop: kept
+// indices and scores bit for bit.
 HF_TEST(soft_nms_algorithms_match_quadratic_on_random_inputs) {
   std::mt19937_64 rng(1234);
-  NmsWorkspace ws;  // reused across calls and algorithms on purpose
+  SoftNmsWorkspace ws;  // reused across calls and algorithms on purpose
   int checked = 0;
   const int trials = 800;
   for (int trial = 0; trial < trials; ++trial) {
@@ -137,7 +159,8 @@ HF_TEST(soft_nms_algorithms_match_quadratic_on_random_inputs) {
     const bool integer = trial % 3 == 0;  // snippet-like ints: many ties and touching ends
     std::uniform_real_distribution<double> u(0.0, 1.0);
     std::vector<double> s(n), e(n), sc(n);
-    const double span = n > 60 ? 400.0 : 50.0;
+    // Spans of 10 are dense: the dispatch's pair lists decline above 64 pairs per segment.
+    const double span = trial % 8 == 7 ? 10.0 : n > 60 ? 400.0 : 50.0;
     for (int64_t i = 0; i < n; ++i) {
       if (integer) {
         s[i] = static_cast<double>(rng() % static_cast<uint64_t>(span * 0.4));
@@ -155,36 +178,18 @@ HF_TEST(soft_nms_algorithms_match_quadratic_on_random_inputs) {
     p.iou_threshold = u(rng);
     p.offset = trial % 5 == 0 ? 1.0 : 0.0;
     p.min_score = trial % 2 == 0 ? -INFINITY : (u(rng) - 0.5) * 0.5;
-    std::vector<int64_t> want_keep(n);
-    std::vector<double> want_scores(n);
-    const int64_t want = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, want_keep.data(), want_scores.data());
+    const Picks want = run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kQuadratic);
     bool all_same = true;
-    for (int algorithm = 0; algorithm < 3; ++algorithm) {
-      std::vector<int64_t> k(n);
-      std::vector<double> v(n);
-      int64_t m = 0;
-      if (algorithm == 0) m = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k.data(), v.data(), ws);
-      if (algorithm == 1) m = nms_detail::soft_nms_overlap_sweep(s.data(), e.data(), sc.data(), n, p, k.data(), v.data(), ws);
-      if (algorithm == 2) m = nms_detail::soft_nms_pairs(s.data(), e.data(), sc.data(), n, p, n * n, k.data(), v.data(), ws);
-      bool same = m == want;
-      for (int64_t i = 0; same && i < m; ++i) same = k[i] == want_keep[i] && v[i] == want_scores[i];
+    for (const SoftNmsAlgorithm algorithm : {SoftNmsAlgorithm::kAuto, SoftNmsAlgorithm::kPairLists,
+                                             SoftNmsAlgorithm::kOverlapSweep, SoftNmsAlgorithm::kLengthBuckets}) {
+      if (algorithm == SoftNmsAlgorithm::kLengthBuckets && p.method != kNmsGaussian) continue;
+      const bool same = run_soft_nms(s, e, sc, p, ws, algorithm) == want;
       HF_EXPECT(same);
       all_same = all_same && same;
     }
     checked += all_same;
   }
   HF_EXPECT(checked == trials);
-}
-
-HF_TEST(soft_nms_pairs_declines_above_its_pair_budget) {
-  const double s[] = {0, 1, 2, 3}, e[] = {10, 10, 10, 10}, sc[] = {0.9, 0.8, 0.7, 0.6};  // 6 pairs
-  int64_t keep[4];
-  double kept[4];
-  NmsWorkspace ws;
-  NmsParams p;
-  HF_EXPECT(nms_detail::soft_nms_pairs(s, e, sc, 4, p, 5, keep, kept, ws) == -1);
-  HF_EXPECT(nms_detail::soft_nms_pairs(s, e, sc, 4, p, 6, keep, kept, ws) == 4);
-  HF_EXPECT(keep[0] == 0 && kept[0] == 0.9);
 }
 
 HF_TEST(soft_nms_loops_stop_when_cancelled) {
@@ -200,23 +205,17 @@ HF_TEST(soft_nms_loops_stop_when_cancelled) {
     e[i] = s[i] + 20.0 + 10.0 * u(rng);
     sc[i] = u(rng);
   }
-  NmsWorkspace ws;
-  std::vector<int64_t> k1(n), k2(n);
-  std::vector<double> v1(n), v2(n);
+  SoftNmsWorkspace ws;
   for (int variant = 0; variant < 4; ++variant) {
     NmsParams p;
     p.method = variant < 3 ? static_cast<int64_t>(variant) : static_cast<int64_t>(kNmsGaussian);  // 3: gaussian + floor
     p.min_score = variant == 3 ? 0.01 : -INFINITY;
     int32_t flag = 1;
-    HF_EXPECT(soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws, &flag) ==
-              kNmsCancelled);
-    HF_EXPECT(soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), &flag) ==
-              kNmsCancelled);
+    HF_EXPECT(run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kAuto, &flag).count == kNmsCancelled);
+    HF_EXPECT(run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kQuadratic, &flag).count == kNmsCancelled);
     flag = 0;
-    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws, &flag);
-    const int64_t m2 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data(), ws);
-    HF_EXPECT(m1 == m2 && m1 > 0 && std::equal(k1.begin(), k1.begin() + m1, k2.begin()) &&
-              std::equal(v1.begin(), v1.begin() + m1, v2.begin()));
+    const Picks a = run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kAuto, &flag);
+    HF_EXPECT(a.count > 0 && a == run_soft_nms(s, e, sc, p, ws));
   }
 }
 
@@ -239,7 +238,7 @@ HF_TEST(soft_nms_sweep_matches_quadratic_on_large_inputs) {
   std::mt19937_64 rng(99);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::exponential_distribution<double> ex(1.0 / 20.0);
-  NmsWorkspace ws;
+  SoftNmsWorkspace ws;
   for (int64_t method = 0; method < 3; ++method) {
     const int64_t n = 3000;
     std::vector<double> s(n), e(n), sc(n);
@@ -252,14 +251,8 @@ HF_TEST(soft_nms_sweep_matches_quadratic_on_large_inputs) {
     p.method = method;
     p.iou_threshold = 0.3;
     p.min_score = method == 2 ? 0.01 : -INFINITY;
-    std::vector<int64_t> k1(n), k2(n);
-    std::vector<double> v1(n), v2(n);
-    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
-    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
-    HF_EXPECT(m1 == m2 && m1 > 0);
-    bool same = m1 == m2;
-    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
-    HF_EXPECT(same);
+    const Picks want = run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kQuadratic);
+    HF_EXPECT(want.count > 0 && run_soft_nms(s, e, sc, p, ws) == want);
   }
 }
 
@@ -269,7 +262,7 @@ HF_TEST(soft_nms_gaussian_sweep_matches_quadratic_on_mixed_lengths) {
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::exponential_distribution<double> ex(1.0 / 20.0);
-  NmsWorkspace ws;
+  SoftNmsWorkspace ws;
   for (int variant = 0; variant < 5; ++variant) {
     const int64_t n = variant == 3 ? 700 : 2500;
     std::vector<double> s(n), e(n), sc(n);
@@ -288,14 +281,9 @@ HF_TEST(soft_nms_gaussian_sweep_matches_quadratic_on_mixed_lengths) {
     p.sigma = 0.3 + 0.2 * variant;
     p.offset = variant == 2 ? 1.0 : 0.0;
     p.min_score = variant == 1 ? 0.0 : -INFINITY;
-    std::vector<int64_t> k1(n), k2(n);
-    std::vector<double> v1(n), v2(n);
-    const int64_t m1 = soft_nms_sweep(s.data(), e.data(), sc.data(), n, p, k1.data(), v1.data(), ws);
-    const int64_t m2 = soft_nms_quadratic(s.data(), e.data(), sc.data(), n, p, k2.data(), v2.data());
-    HF_EXPECT(m1 == m2 && m1 > 0);
-    bool same = m1 == m2;
-    for (int64_t i = 0; same && i < m1; ++i) same = k1[i] == k2[i] && v1[i] == v2[i];
-    HF_EXPECT(same);
+    const Picks want = run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kQuadratic);
+    HF_EXPECT(want.count > 0 && run_soft_nms(s, e, sc, p, ws) == want);
+    HF_EXPECT(run_soft_nms(s, e, sc, p, ws, SoftNmsAlgorithm::kLengthBuckets) == want);
   }
 }
 
@@ -332,7 +320,7 @@ HF_TEST(video_class_scores_hand_example) {
   const double z0 = 1.0, z1 = std::exp(-2.0), z2 = std::exp(bg - 2.0);
   HF_EXPECT_NEAR(out[0], z0 / (z0 + z1 + z2), 1e-15);
   HF_EXPECT_NEAR(out[1], z1 / (z0 + z1 + z2), 1e-15);
-  // Long column (the sampled-pivot path) with ties: k = 30 of T = 300, values 0..9 repeated.
+  // Long column with ties (the bisection ends on a tied k-th value): k = 30 of T = 300, values 0..9 repeated.
   std::vector<double> col(300 * 2);
   for (int t = 0; t < 300; ++t) {
     col[2 * t] = t % 10;

@@ -9,7 +9,10 @@ kernels perform the same IEEE operations (no FMA contraction, the portable exp),
 they should too (checked by bench/gpu_postprocess_report.py).
 
 Inputs may be tensors or array-likes; outputs are tensors on the input device.
-Scores are computed and returned in float64.
+Scores are computed and returned in float64. The native ops check their inputs
+themselves (csrc/ops/<op>/<op>_op.cpp, for CPU and CUDA alike); the functions here
+convert them and check only what the ops cannot see (Python types, casts that would
+truncate), and run the same checks in Python for the reference backend.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ if native_available() and all(_native_has(n) for n in ("proposals", "video_score
 
     @torch.library.register_fake("himnet_fast::batched_soft_nms")
     def _batched_soft_nms_fake(segments, scores, groups, method, sigma, iou_threshold, min_score, offset,
-                               quadratic=False, pre_nms_topk=None, cancel=None):
+                               pre_nms_topk=None, cancel=None):
         count = torch.library.get_ctx().new_dynamic_size()
         return groups.new_empty((count,)), segments.new_empty((count,), dtype=torch.float64)
 
@@ -91,18 +94,20 @@ def video_scores(cas, offsets, r: int = 10, backend: str = "auto") -> torch.Tens
     op = "video_scores"
     cas = _tensor("cas", op, cas)
     device = cas.device
-    if cas.dim() != 2 or cas.shape[1] < 2 or not cas.is_floating_point():
-        raise ValueError(f"{op}: cas must be a float (S, K >= 2) tensor, got {cas.dtype} {tuple(cas.shape)}")
-    if cas.dtype not in (torch.float32, torch.float64):
+    if cas.is_floating_point() and cas.dtype not in (torch.float32, torch.float64):
         cas = cas.to(torch.float64)
     off = _tensor("offsets", op, offsets, torch.int64, torch.device("cpu"))
+    if not isinstance(r, int):
+        raise ValueError(f"{op}: r must be a positive integer, got {r!r}")
+    if _choose(op, backend) == "cpp":  # the op checks the rest
+        return torch.ops.himnet_fast.video_scores(cas.cpu(), off, r).to(device)
+    if cas.dim() != 2 or cas.shape[1] < 2 or not cas.is_floating_point():
+        raise ValueError(f"{op}: cas must be a float (S, K >= 2) tensor, got {cas.dtype} {tuple(cas.shape)}")
     if off.dim() != 1 or off.numel() < 1 or int(off[0]) != 0 or int(off[-1]) != cas.shape[0] \
             or bool((off[1:] <= off[:-1]).any()):
         raise ValueError(f"{op}: offsets must rise strictly from 0 to len(cas) = {cas.shape[0]} (every T_v >= 1)")
-    if not (isinstance(r, int) and r >= 1):
+    if r < 1:
         raise ValueError(f"{op}: r must be a positive integer, got {r!r}")
-    if _choose(op, backend) == "cpp":
-        return torch.ops.himnet_fast.video_scores(cas.cpu(), off, r).to(device)
     x = cas.cpu().numpy()
     if not np.isfinite(x).all():
         raise ValueError(f"{op}: cas must be finite (found NaN or infinity)")
@@ -139,6 +144,17 @@ def proposals(
     attention = _tensor("attention", op, attention)
     device = attention.device
     cas = _tensor("cas", op, cas, device=device)
+    if attention.is_floating_point() and cas.is_floating_point() and (
+            attention.dtype != cas.dtype or attention.dtype not in (torch.float32, torch.float64)):
+        dtype = torch.float64 if torch.float64 in (attention.dtype, cas.dtype) else torch.float32
+        attention, cas = attention.to(dtype), cas.to(dtype)
+    offsets = _tensor("offsets", op, offsets, torch.int64, device)
+    selected = _tensor("selected", op, selected, torch.int64, device).reshape(-1, 2)
+    video_scores = _tensor("video_scores", op, video_scores, torch.float64, device).reshape(-1)
+    thresholds = _tensor("thresholds", op, thresholds, torch.float64, device).reshape(-1)
+    weight = float(weight)
+    if _choose(op, backend) == "cpp":  # the op checks the rest
+        return torch.ops.himnet_fast.proposals(attention, cas, offsets, selected, video_scores, thresholds, weight)
     if attention.dim() != 1:
         raise ValueError(f"{op}: attention must be 1D (S,), got shape {tuple(attention.shape)}")
     if cas.dim() != 2 or cas.shape[0] != attention.shape[0]:
@@ -147,16 +163,8 @@ def proposals(
         )
     if not (attention.is_floating_point() and cas.is_floating_point()):
         raise ValueError(f"{op}: attention and cas must be floating point")
-    if attention.dtype != cas.dtype or attention.dtype not in (torch.float32, torch.float64):
-        dtype = torch.float64 if torch.float64 in (attention.dtype, cas.dtype) else torch.float32
-        attention, cas = attention.to(dtype), cas.to(dtype)
-    native = _choose(op, backend) == "cpp"
-    if not native and not (bool(torch.isfinite(attention).all()) and bool(torch.isfinite(cas).all())):
-        raise ValueError(f"{op}: attention and cas must be finite (found NaN or infinity)")  # the op checks too
-    offsets = _tensor("offsets", op, offsets, torch.int64, device)
-    selected = _tensor("selected", op, selected, torch.int64, device).reshape(-1, 2)
-    video_scores = _tensor("video_scores", op, video_scores, torch.float64, device).reshape(-1)
-    thresholds = _tensor("thresholds", op, thresholds, torch.float64, device).reshape(-1)
+    if not (bool(torch.isfinite(attention).all()) and bool(torch.isfinite(cas).all())):
+        raise ValueError(f"{op}: attention and cas must be finite (found NaN or infinity)")
     if offsets.dim() != 1 or offsets.numel() < 1:
         raise ValueError(f"{op}: offsets must be 1D (V+1,), got shape {tuple(offsets.shape)}")
     off = offsets.cpu()
@@ -172,39 +180,33 @@ def proposals(
             raise ValueError(f"{op}: selected rows must name videos in [0, {videos}) and classes in [0, {K})")
     if not bool(torch.isfinite(video_scores).all()) or not bool(torch.isfinite(thresholds).all()):
         raise ValueError(f"{op}: video_scores and thresholds must be finite")
-    weight = float(weight)
     if not math.isfinite(weight):
         raise ValueError(f"{op}: weight must be a finite number, got {weight}")
-    if native:
-        return torch.ops.himnet_fast.proposals(attention, cas, offsets, selected, video_scores, thresholds, weight)
     ids, scores = ref.proposals_reference(attention.cpu().numpy(), cas.cpu().numpy(), off.numpy(),
                                           selected.cpu().numpy(), video_scores.cpu().numpy(),
                                           thresholds.cpu().numpy(), weight)
     return torch.from_numpy(ids).to(device), torch.from_numpy(scores).to(device)
 
 
-def _nms_inputs(op: str, segments, scores, groups, check_values: bool):
-    segments = _tensor("segments", op, segments)
-    device = segments.device
+def _check_nms_reference(op, segments, scores, groups, sigma, iou_threshold, min_score, offset, pre_nms_topk):
+    """The native op's checks, for the reference backend."""
     if segments.dim() != 2 or segments.shape[1] != 2:
         raise ValueError(f"{op}: segments must be (N, 2), got shape {tuple(segments.shape)}")
-    scores = _tensor("scores", op, scores, device=device)
-    if scores.dim() != 1 or scores.shape[0] != segments.shape[0]:
-        raise ValueError(f"{op}: scores must be (N,) with N = {segments.shape[0]} (one per segment), "
-                         f"got shape {tuple(scores.shape)}")
-    if groups is None:
-        groups = torch.zeros(segments.shape[0], dtype=torch.int64, device=device)
-    groups = _tensor("groups", op, groups, device=device)
-    if groups.dim() != 1 or groups.shape[0] != segments.shape[0]:
-        raise ValueError(f"{op}: groups must be (N,) with N = {segments.shape[0]}, got shape {tuple(groups.shape)}")
-    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
-        raise ValueError(f"{op}: groups must be integer, got {groups.dtype}")
-    scores, groups = scores.to(torch.float64), groups.to(torch.int64)
-    if not check_values:  # the native op checks the values itself, in the same words
-        if segments.dtype not in (torch.float32, torch.float64, torch.int64):
-            segments = segments.to(torch.float64)  # the native op reads these three in place
-        return segments, scores, groups
-    segments = segments.to(torch.float64)
+    n = segments.shape[0]
+    if scores.dim() != 1 or scores.shape[0] != n:
+        raise ValueError(f"{op}: scores must be (N,) with N = {n} (one per segment), got shape {tuple(scores.shape)}")
+    if groups.dim() != 1 or groups.shape[0] != n:
+        raise ValueError(f"{op}: groups must be (N,) with N = {n}, got shape {tuple(groups.shape)}")
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"{op}: sigma must be a positive finite number, got {sigma}")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise ValueError(f"{op}: iou_threshold must lie in [0, 1], got {iou_threshold}")
+    if offset not in (0, 1):
+        raise ValueError(f"{op}: offset must be 0 (continuous IoU) or 1 (legacy +1 IoU), got {offset}")
+    if math.isnan(min_score):
+        raise ValueError(f"{op}: min_score must not be NaN")
+    if pre_nms_topk is not None and pre_nms_topk < 1:
+        raise ValueError(f"{op}: pre_nms_topk must be a positive integer or None, got {pre_nms_topk!r}")
     if not bool(torch.isfinite(scores).all()):
         raise ValueError(f"{op}: scores contain NaN or infinity")
     if not bool(torch.isfinite(segments).all()):
@@ -213,26 +215,6 @@ def _nms_inputs(op: str, segments, scores, groups, check_values: bool):
         raise ValueError(f"{op}: every segment must end at or after its start (segments[:, 1] >= segments[:, 0])")
     if not bool(torch.isfinite(segments[:, 1] - segments[:, 0]).all()):
         raise ValueError(f"{op}: segment lengths must be finite (end - start overflows)")
-    return segments, scores, groups
-
-
-def _nms_params(op: str, method: str, sigma: float, iou_threshold: float, min_score, offset, pre_nms_topk) -> tuple:
-    if method not in _METHOD_IDS:
-        raise ValueError(f"{op}: method must be one of {tuple(_METHOD_IDS)}, got {method!r}")
-    if not (sigma > 0 and math.isfinite(sigma)):
-        raise ValueError(f"{op}: sigma must be a positive finite number, got {sigma}")
-    if not 0.0 <= iou_threshold <= 1.0:
-        raise ValueError(f"{op}: iou_threshold must lie in [0, 1], got {iou_threshold}")
-    if offset not in (0, 1):
-        raise ValueError(f"{op}: offset must be 0 (continuous IoU) or 1 (legacy +1 IoU), got {offset}")
-    min_score = -math.inf if min_score is None else float(min_score)
-    if math.isnan(min_score):
-        raise ValueError(f"{op}: min_score must not be NaN")
-    if pre_nms_topk is not None and (isinstance(pre_nms_topk, bool) or not isinstance(pre_nms_topk, numbers.Integral)
-                                     or pre_nms_topk < 1):
-        raise ValueError(f"{op}: pre_nms_topk must be a positive integer or None, got {pre_nms_topk!r}")
-    topk = None if pre_nms_topk is None else int(pre_nms_topk)
-    return method, float(sigma), float(iou_threshold), min_score, float(offset), topk
 
 
 def batched_soft_nms(
@@ -332,19 +314,34 @@ def _interruptible(op, *args, **kwargs):
 
 def _run_nms(op, segments, scores, groups, sigma, iou_threshold, min_score, method, offset, backend, pre_nms_topk):
     native = _choose(op, backend) == "cpp"
-    segments, scores, groups = _nms_inputs(op, segments, scores, groups, check_values=not native)
-    method, sigma, iou_threshold, min_score, offset, pre_nms_topk = _nms_params(
-        op, method, sigma, iou_threshold, min_score, offset, pre_nms_topk)
-    if native:
+    segments = _tensor("segments", op, segments)
+    device = segments.device
+    scores = _tensor("scores", op, scores, torch.float64, device)
+    if groups is None:
+        groups = torch.zeros(len(segments) if segments.dim() else 0, dtype=torch.int64, device=device)
+    groups = _tensor("groups", op, groups, device=device)
+    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+        raise ValueError(f"{op}: groups must be integer, got {groups.dtype}")  # the int64 cast would truncate
+    groups = groups.to(torch.int64)
+    if method not in _METHOD_IDS:
+        raise ValueError(f"{op}: method must be one of {tuple(_METHOD_IDS)}, got {method!r}")
+    if pre_nms_topk is not None and (isinstance(pre_nms_topk, bool) or not isinstance(pre_nms_topk, numbers.Integral)):
+        raise ValueError(f"{op}: pre_nms_topk must be a positive integer or None, got {pre_nms_topk!r}")
+    topk = None if pre_nms_topk is None else int(pre_nms_topk)
+    min_score = -math.inf if min_score is None else float(min_score)
+    sigma, iou_threshold, offset = float(sigma), float(iou_threshold), float(offset)
+    if native:  # the op checks the rest (it reads float32 / float64 / int64 segments in place)
         args = (segments, scores, groups, _METHOD_IDS[method], sigma, iou_threshold, min_score, offset)
-        if (segments.device.type == "cpu" and segments.shape[0] >= _INTERRUPTIBLE_MIN_SEGMENTS
+        if (device.type == "cpu" and scores.numel() >= _INTERRUPTIBLE_MIN_SEGMENTS
                 and threading.current_thread() is threading.main_thread()):  # only it receives Ctrl-C
-            return _interruptible(torch.ops.himnet_fast.batched_soft_nms, *args, pre_nms_topk=pre_nms_topk)
-        return torch.ops.himnet_fast.batched_soft_nms(*args, pre_nms_topk=pre_nms_topk)
+            return _interruptible(torch.ops.himnet_fast.batched_soft_nms, *args, pre_nms_topk=topk)
+        return torch.ops.himnet_fast.batched_soft_nms(*args, pre_nms_topk=topk)
+    segments = segments.to(torch.float64)
+    _check_nms_reference(op, segments, scores, groups, sigma, iou_threshold, min_score, offset, topk)
     keep, kept = ref.batched_soft_nms_reference(
         segments.cpu().numpy(), scores.cpu().numpy(), groups.cpu().numpy(), method=method, sigma=sigma,
-        iou_threshold=iou_threshold, min_score=min_score, offset=offset, pre_nms_topk=pre_nms_topk)
-    return torch.from_numpy(keep).to(segments.device), torch.from_numpy(kept).to(segments.device)
+        iou_threshold=iou_threshold, min_score=min_score, offset=offset, pre_nms_topk=topk)
+    return torch.from_numpy(keep).to(device), torch.from_numpy(kept).to(device)
 
 
 def soft_nms(

@@ -1,11 +1,9 @@
-// proposal_levels.h: vectorized loops, with AVX-512 / AVX2 clones where the CPU has
-// them (the same comparisons in every clone).
-#include "../proposal_levels.h"
+// The CPU helpers of proposals.h: vectorized loops, with AVX-512 / AVX2 clones where
+// the CPU has them (the same comparisons in every clone).
+#include "proposals.h"
 
 #include <cstring>
 #include <type_traits>
-
-#include "../../../common.h"
 
 namespace himnet_fast {
 namespace {

@@ -1,10 +1,8 @@
-// Raw-pointer CUDA launchers of the post-processing ops (no ATen: nvcc compiles
-// them alone). scalar_t is float or double.
+// Raw-pointer CUDA launchers of proposals (no ATen: nvcc compiles them alone).
+// scalar_t is float or double.
 #pragma once
 #include <cstdint>
 #include <cuda_runtime.h>
-
-#include "../nms.h"
 
 namespace himnet_fast {
 
@@ -23,13 +21,5 @@ void proposals_runs_cuda(const scalar_t* attention, const int64_t* offsets, cons
                          const double* prefix, const int64_t* prefix_start, double weight,
                          int64_t* counts, const int64_t* out_start, int64_t* ids, double* scores,
                          cudaStream_t stream);
-
-// One block per group g = [group_start[g], group_start[g+1]) of the grouped arrays.
-// scores is updated in place. Writes the kept positions (global, in selection
-// order) to keep[group_start[g] + i], their scores to kept_scores[...], and
-// counts[g]. alive is scratch (N bytes).
-void soft_nms_groups_cuda(const double* starts, const double* ends, double* scores, uint8_t* alive,
-                          const int64_t* group_start, int64_t groups, NmsParams params, int64_t* keep,
-                          double* kept_scores, int64_t* counts, cudaStream_t stream);
 
 }  // namespace himnet_fast

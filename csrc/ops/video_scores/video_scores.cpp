@@ -1,5 +1,5 @@
 // Video-level class scores (video_scores.h): the CPU selection kernels.
-#include "../video_scores.h"
+#include "video_scores.h"
 
 #include <algorithm>
 #include <limits>
