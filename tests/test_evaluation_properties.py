@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import assume, find, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from himnet_fast.evaluation import THUMOS14_TIOUS, EvaluationWarning, detection_map

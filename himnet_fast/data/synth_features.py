@@ -154,7 +154,7 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
     """Features of video ``i``: (T_i, D) float32 with T_i = floor(duration * 25/16) (>= 1)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1, zlib.crc32(annotations.names[i].encode())]))
     T = max(1, snippets_for_duration(annotations.durations[i]))
-    C, G = annotations.num_classes, model.num_background
+    G = model.num_background
     classes = np.flatnonzero(annotations.video_labels[i])
     classes = np.union1d(classes, annotations.segment_labels[i]).astype(np.int64)
     pairs = np.unique(comps.pair_of[classes][comps.pair_of[classes] >= 0])

@@ -316,7 +316,7 @@ def vcl_loss(
     Vi, Vj = V[0::2, :-1], V[1::2, :-1]  # (n, C, D), background dropped
     Vbar_i, Vbar_j = V_bar[0::2, :-1], V_bar[1::2, :-1]
     d_ij = _cosine_distance(Vi, Vj)
-    l = 0.5 * F.relu(d_ij - _cosine_distance(Vi, Vbar_j) + delta) + 0.5 * F.relu(
+    per_class = 0.5 * F.relu(d_ij - _cosine_distance(Vi, Vbar_j) + delta) + 0.5 * F.relu(
         d_ij - _cosine_distance(Vj, Vbar_i) + delta
     )  # (n, C)
     y = labels[: 2 * n].to(dtype=S.dtype, device=S.device)
@@ -325,7 +325,7 @@ def vcl_loss(
     valid = count > 0
     if not bool(valid.any()):
         return zero
-    per_pair = (l * shared).sum(dim=1)[valid] / count[valid]
+    per_pair = (per_class * shared).sum(dim=1)[valid] / count[valid]
     return per_pair.mean() + zero
 
 
