@@ -4,6 +4,8 @@
 
 #include <torch/library.h>
 
+#include <cmath>
+
 namespace himnet_fast {
 
 void define_soft_nms(torch::Library& m) {
@@ -24,6 +26,25 @@ void define_soft_nms(torch::Library& m) {
       "float iou_threshold, float min_score, float offset, int? pre_nms_topk=None, "
       "Tensor? cancel=None) -> (Tensor, Tensor)");
 }
+
+namespace {
+
+// Finite segments that end at or after their start with a finite length, finite scores
+// (n contiguous float64); the first bad entry is named.
+template <typename T>
+void check_values(const T* base, int64_t s0, int64_t s1, const double* scores, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = static_cast<double>(base[i * s0]), b = static_cast<double>(base[i * s0 + s1]);
+    TORCH_CHECK_VALUE(std::isfinite(a) && std::isfinite(b),
+                      "batched_soft_nms: segments contain NaN or infinity (segments[", i, "])");
+    TORCH_CHECK_VALUE(b >= a, "batched_soft_nms: every segment must end at or after its start (segments[", i, "])");
+    TORCH_CHECK_VALUE(std::isfinite(b - a),
+                      "batched_soft_nms: segment lengths must be finite (end - start overflows at segments[", i, "])");
+    TORCH_CHECK_VALUE(std::isfinite(scores[i]), "batched_soft_nms: scores contain NaN or infinity (scores[", i, "])");
+  }
+}
+
+}  // namespace
 
 NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& scores, const at::Tensor& groups,
                                 int64_t method, double sigma, double iou_threshold, double min_score, double offset,
@@ -55,6 +76,11 @@ NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& sc
   TORCH_CHECK_VALUE(!cancel.has_value() || (cancel->scalar_type() == at::kInt && cancel->numel() == 1 &&
                                             cancel->device().is_cpu()),
                     "batched_soft_nms: cancel must be a (1,) int32 CPU tensor");
+  // The values in place on the CPU, on a host copy from a GPU (one transfer).
+  const at::Tensor host_scores = scores.to(at::kDouble).contiguous().cpu();
+  visit_segments(segments.cpu(), [&](const auto* base, int64_t s0, int64_t s1) {
+    check_values(base, s0, s1, host_scores.data_ptr<double>(), N);
+  });
   NmsParams params;
   params.method = method;
   params.sigma = sigma;

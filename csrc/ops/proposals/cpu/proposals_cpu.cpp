@@ -1,4 +1,4 @@
-// CPU kernel of proposals: the checks of proposals_op.h, then the shared routines of
+// CPU kernel of proposals on checked inputs (proposals_op.h): the shared routines of
 // proposals.h in parallel over videos and rows.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -15,12 +15,7 @@
 namespace himnet_fast {
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in, const at::Tensor& cas_in,
-                                                 const at::Tensor& offsets_in, const at::Tensor& selected_in,
-                                                 const at::Tensor& video_scores_in,
-                                                 const at::Tensor& thresholds_in, double weight) {
-  const ProposalInputs in = check_proposals_inputs(attention_in, cas_in, offsets_in, selected_in, video_scores_in,
-                                                   thresholds_in, weight);
+std::tuple<at::Tensor, at::Tensor> proposals_cpu(const ProposalInputs& in, double weight) {
   const at::Tensor &attention = in.attention, &cas = in.cas, &offsets = in.offsets;
   const int64_t videos = in.videos, K = in.K, rows = in.rows, H = in.H;
   const int64_t* off = offsets.data_ptr<int64_t>();
@@ -105,6 +100,6 @@ std::tuple<at::Tensor, at::Tensor> proposals_cpu(const at::Tensor& attention_in,
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(himnet_fast, CPU, m) { m.impl("proposals", &proposals_cpu); }
+TORCH_LIBRARY_IMPL(himnet_fast, CPU, m) { m.impl("proposals", &checked_proposals<proposals_cpu>); }
 
 }  // namespace himnet_fast

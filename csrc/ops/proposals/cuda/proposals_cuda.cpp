@@ -1,5 +1,5 @@
-// CUDA kernel of proposals: the checks of proposals_op.h, then bookkeeping with ATen
-// on the device (scans) around the kernels of proposals_kernel.cu.
+// CUDA kernel of proposals on checked inputs (proposals_op.h): bookkeeping with ATen on
+// the device (scans) around the kernels of proposals_kernel.cu.
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -16,13 +16,8 @@ namespace {
 // Exclusive scan of a 1D int64 tensor.
 at::Tensor exclusive_scan(const at::Tensor& counts) { return counts.cumsum(0) - counts; }
 
-std::tuple<at::Tensor, at::Tensor> proposals_cuda(const at::Tensor& attention_in, const at::Tensor& cas_in,
-                                                  const at::Tensor& offsets_in, const at::Tensor& selected_in,
-                                                  const at::Tensor& video_scores_in,
-                                                  const at::Tensor& thresholds_in, double weight) {
-  const ProposalInputs in = check_proposals_inputs(attention_in, cas_in, offsets_in, selected_in, video_scores_in,
-                                                   thresholds_in, weight);
-  const c10::cuda::CUDAGuard guard(attention_in.device());
+std::tuple<at::Tensor, at::Tensor> proposals_cuda(const ProposalInputs& in, double weight) {
+  const c10::cuda::CUDAGuard guard(in.attention.device());
   const at::Tensor &attention = in.attention, &cas = in.cas, &offsets = in.offsets, &selected = in.selected;
   const at::Tensor &video_scores = in.video_scores, &thresholds = in.thresholds;
   const int64_t videos = in.videos, K = in.K, rows = in.rows, H = in.H;
@@ -60,6 +55,6 @@ std::tuple<at::Tensor, at::Tensor> proposals_cuda(const at::Tensor& attention_in
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(himnet_fast, CUDA, m) { m.impl("proposals", &proposals_cuda); }
+TORCH_LIBRARY_IMPL(himnet_fast, CUDA, m) { m.impl("proposals", &checked_proposals<proposals_cuda>); }
 
 }  // namespace himnet_fast

@@ -1,5 +1,5 @@
-// CPU kernel of batched_soft_nms (and of the private O(n^2) _soft_nms_quadratic): checks
-// the inputs (soft_nms_op.h), groups the segments and runs soft_nms in parallel over groups.
+// CPU kernel of batched_soft_nms (and of the private O(n^2) _soft_nms_quadratic): groups
+// the checked segments (soft_nms_op.h) and runs soft_nms in parallel over groups.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -17,13 +17,8 @@ namespace {
 // kAuto: batched_soft_nms; kQuadratic: _soft_nms_quadratic.
 template <SoftNmsAlgorithm algorithm>
 std::tuple<at::Tensor, at::Tensor> soft_nms_cpu(const at::Tensor& segments, const at::Tensor& scores_in,
-                                                const at::Tensor& groups_in, int64_t method, double sigma,
-                                                double iou_threshold, double min_score, double offset,
-                                                std::optional<int64_t> pre_nms_topk,
-                                                const std::optional<at::Tensor>& cancel_in) {
-  const NmsParams params = check_soft_nms_inputs(segments, scores_in, groups_in, method, sigma, iou_threshold,
-                                                 min_score, offset, pre_nms_topk, cancel_in);
-  const int32_t* cancel = cancel_in.has_value() ? cancel_in->data_ptr<int32_t>() : nullptr;
+                                                const at::Tensor& groups_in, const NmsParams& params,
+                                                std::optional<int64_t> pre_nms_topk, const int32_t* cancel) {
   const at::Tensor scores = scores_in.to(at::kDouble).contiguous();
   const at::Tensor groups = groups_in.contiguous();
   const int64_t N = segments.size(0);
@@ -38,7 +33,6 @@ std::tuple<at::Tensor, at::Tensor> soft_nms_cpu(const at::Tensor& segments, cons
   std::vector<double> st(N), en(N), sv(N);
   std::vector<int64_t> bounds = {0};
   visit_segments(segments, [&](const auto* base, int64_t s0, int64_t s1) {  // in place: no converted copy
-    check_soft_nms_values(base, s0, s1, sc, N);
     for (int64_t q = 0; q < N; ++q) {
       st[q] = static_cast<double>(base[perm[q] * s0]);
       en[q] = static_cast<double>(base[perm[q] * s0 + s1]);
@@ -110,8 +104,8 @@ std::tuple<at::Tensor, at::Tensor> soft_nms_cpu(const at::Tensor& segments, cons
 }  // namespace
 
 TORCH_LIBRARY_IMPL(himnet_fast, CPU, m) {
-  m.impl("batched_soft_nms", &soft_nms_cpu<SoftNmsAlgorithm::kAuto>);
-  m.impl("_soft_nms_quadratic", &soft_nms_cpu<SoftNmsAlgorithm::kQuadratic>);
+  m.impl("batched_soft_nms", &checked_soft_nms<soft_nms_cpu<SoftNmsAlgorithm::kAuto>>);
+  m.impl("_soft_nms_quadratic", &checked_soft_nms<soft_nms_cpu<SoftNmsAlgorithm::kQuadratic>>);
 }
 
 }  // namespace himnet_fast

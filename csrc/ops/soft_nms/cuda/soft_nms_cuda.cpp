@@ -1,4 +1,4 @@
-// CUDA kernel of batched_soft_nms: the checks of soft_nms_op.h, grouping and the
+// CUDA kernel of batched_soft_nms on checked inputs (soft_nms_op.h): grouping and the
 // pre_nms_topk cut with ATen on the device, the selection in soft_nms_kernel.cu.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -39,23 +39,14 @@ std::tuple<at::Tensor, at::Tensor> soft_nms_groups(const at::Tensor& segments, c
   return {perm.index_select(0, keep_pos.masked_select(mask)), kept.masked_select(mask)};
 }
 
+// Not interruptible: the kernel runs to its end (cancel is not read).
 std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segments_in, const at::Tensor& scores_in,
-                                                         const at::Tensor& groups, int64_t method, double sigma,
-                                                         double iou_threshold, double min_score, double offset,
-                                                         std::optional<int64_t> pre_nms_topk,
-                                                         const std::optional<at::Tensor>& cancel) {
-  // Not interruptible: the kernel runs to its end (cancel is checked, not read).
-  const NmsParams params = check_soft_nms_inputs(segments_in, scores_in, groups, method, sigma, iou_threshold,
-                                                 min_score, offset, pre_nms_topk, cancel);
+                                                         const at::Tensor& groups, const NmsParams& params,
+                                                         std::optional<int64_t> pre_nms_topk, const int32_t*) {
   const c10::cuda::CUDAGuard guard(segments_in.device());
   const at::Tensor segments = segments_in.to(at::kDouble);
   const at::Tensor scores = scores_in.to(at::kDouble);
   const int64_t N = segments.size(0);
-  {  // the values, on a host copy (one transfer: the CPU kernel's check, word for word)
-    const at::Tensor host_segments = segments.cpu(), host_scores = scores.contiguous().cpu();
-    check_soft_nms_values(host_segments.data_ptr<double>(), host_segments.stride(0), host_segments.stride(1),
-                          host_scores.data_ptr<double>(), N);
-  }
   if (N == 0) return {at::empty({0}, groups.options()), at::empty({0}, scores.options())};
   if (!pre_nms_topk.has_value()) return soft_nms_groups(segments, scores, groups, params);
   // The k best of each group: order by score (descending), then group, both stable so
@@ -75,6 +66,6 @@ std::tuple<at::Tensor, at::Tensor> batched_soft_nms_cuda(const at::Tensor& segme
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(himnet_fast, CUDA, m) { m.impl("batched_soft_nms", &batched_soft_nms_cuda); }
+TORCH_LIBRARY_IMPL(himnet_fast, CUDA, m) { m.impl("batched_soft_nms", &checked_soft_nms<batched_soft_nms_cuda>); }
 
 }  // namespace himnet_fast
