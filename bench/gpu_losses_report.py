@@ -126,9 +126,9 @@ def topk_chunked_path(B: int, T: int, K: int) -> dict:
 
     S = make_inputs(B, T, K, device=DEVICE)[0].detach().requires_grad_()
     k = max(1, T // 8)
-    default = topk_mean.TILE_ELEMS
+    default = topk_mean.SELECT_TILE_ELEMS
     if DEVICE == "cpu":
-        topk_mean.TILE_ELEMS = 16
+        topk_mean.SELECT_TILE_ELEMS = 16
     try:
         assert not topk_mean.select_config(T, K, B)[2], "the chunked path is not taken"
         fused = lambda x: ops.topk_mean(x, k, backend="triton", check_values=False)  # noqa: E731
@@ -137,7 +137,7 @@ def topk_chunked_path(B: int, T: int, K: int) -> dict:
                "fused": do_bench(lambda: fused(S).sum().backward(), (S,)),
                "torch_topk": do_bench(lambda: torch_topk_mean(S, k).sum().backward(), (S,))}
     finally:
-        topk_mean.TILE_ELEMS = default
+        topk_mean.SELECT_TILE_ELEMS = default
     out["ratio"] = out["torch_topk"] / out["fused"]
     return out
 
@@ -185,15 +185,16 @@ def tile_sweep(S, A, labels, k) -> dict:
 
     fused = loss_fn("fused")
     result = {}
-    for module, values in ((topk_mean, (2048, 4096, 8192)), (himnet_loss, (256, 512, 1024))):
-        default = module.TILE_ELEMS
+    for module, name, values in ((topk_mean, "SELECT_TILE_ELEMS", (2048, 4096, 8192)),
+                                 (himnet_loss, "ROW_TILE_ELEMS", (256, 512, 1024))):
+        default = getattr(module, name)
         for v in values:
-            module.TILE_ELEMS = v
+            setattr(module, name, v)
             try:
-                result[f"{module.__name__.rsplit('.', 1)[-1]}.TILE_ELEMS={v}"] = do_bench(
+                result[f"{module.__name__.rsplit('.', 1)[-1]}.{name}={v}"] = do_bench(
                     lambda: step(fused, S, A, labels, k), (S, A))
             finally:
-                module.TILE_ELEMS = default
+                setattr(module, name, default)
     return result
 
 

@@ -11,6 +11,7 @@ gradient 1/k of the positions that tie at the k-th value is shared equally among
 positions strictly above the k-th value get 1/k, each of the ``n_eq`` tied positions gets
 ``(k - n_gt) / (n_eq * k)``, everything else 0 (a valid subgradient: the average over every
 way of breaking the tie). Without ties this is exactly the gradient of ``topk(...).mean()``.
+Ties are equal keys: -0 ranks below +0 (``sortable_key``).
 
 The selection is also used by the fused loss (``kernels/himnet_loss.py``), which selects on S
 and on S_hat = S * A (computed in float32) in the same pass.
@@ -24,17 +25,28 @@ import triton
 import triton.language as tl
 
 INT32_MIN = tl.constexpr(-2147483648)  # key below every finite float; also the sign-bit mask
-TILE_ELEMS = 4096  # elements of one register tile of the select kernel (per selection)
+# Elements of one register tile of the select kernel (per selection), kept across its up to 32
+# radix passes: 4096 holds a whole column of T <= 4096 (the SINGLE path). Tiles of 2048 / 4096 /
+# 8192 made no difference on an H200 (BENCHMARKS.md). The loss kernel's tile is another
+# (``himnet_loss.ROW_TILE_ELEMS``: whole rows of K classes, many more live temporaries).
+SELECT_TILE_ELEMS = 4096
+GRAD_TILE_ELEMS = 4096  # elements of one tile of the elementwise backward kernel (not tuned)
 # About two programs per SM of an H100 (132 SMs); under the Triton interpreter (CPU tests) each
-# program costs milliseconds, so there the tile is only ever limited by TILE_ELEMS.
+# program costs milliseconds, so there the tile is only ever limited by SELECT_TILE_ELEMS.
 MIN_PROGRAMS = 1 if os.environ.get("TRITON_INTERPRET") == "1" else 256
 
 
 @triton.jit
 def sortable_key(x):
-    """Signed int32 key with the order of the float32 ``x``: x < y <=> key(x) < key(y).
+    """Signed int32 key with the order of the float32 ``x``: x < y => key(x) < key(y).
 
-    -0.0 sorts just below +0.0; NaN is never produced for finite inputs.
+    -0 rule: key(-0.0) = -1 sorts just below key(+0.0) = 0, where the C++ ``OrderedKey`` (csrc)
+    maps both to one key. For the top-k mean this cannot matter: either rule selects k values that
+    differ at most in the signs of some zeros, and their sum is the same. It matters only for the
+    gradient when the k-th largest value is a zero: the +0 positions are taken before the -0 ones
+    instead of all zeros sharing it as ties (module docstring); both are valid subgradients. Keys
+    that agreed would change today's gradients there (S_hat = S * A holds zeros of both signs on
+    rows with a = 0), so the rule stays. Finite inputs only.
     """
     bits = x.to(tl.int32, bitcast=True)
     return bits ^ ((bits >> 31) & 0x7FFFFFFF)
@@ -243,20 +255,16 @@ def _topk_grad_kernel(
              dS.to(dS_ptr.dtype.element_ty), mask=mask)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
 def select_config(T: int, K: int, B: int = 1) -> tuple[int, int, bool, int]:
     """(BLOCK_T, BLOCK_C, SINGLE, num_warps) of the select kernel for B videos of K columns of
     length T: as many columns per program as one register tile holds, fewer while that would
     leave fewer than MIN_PROGRAMS programs (small batches are latency-bound)."""
-    t_pow = _next_pow2(T)
-    single = t_pow <= TILE_ELEMS
-    block_c = max(1, min(TILE_ELEMS // t_pow if single else 8, _next_pow2(K), 64))
+    t_pow = triton.next_power_of_2(T)
+    single = t_pow <= SELECT_TILE_ELEMS
+    block_c = max(1, min(SELECT_TILE_ELEMS // t_pow if single else 8, triton.next_power_of_2(K), 64))
     while block_c > 1 and triton.cdiv(K, block_c) * B < MIN_PROGRAMS:
         block_c //= 2
-    block_t = t_pow if single else TILE_ELEMS // block_c
+    block_t = t_pow if single else SELECT_TILE_ELEMS // block_c
     warps = 8 if block_t * block_c >= 2048 else 4
     return block_t, block_c, single, warps
 
@@ -291,9 +299,9 @@ def topk_select(S: torch.Tensor, k: int, A: torch.Tensor | None = None, suppress
 
 
 def _grad_config(T: int, K: int) -> tuple[int, int]:
-    """(BLOCK_T, BLOCK_C) of the elementwise backward kernel (tiles of at most 4096 elements)."""
-    block_c = min(_next_pow2(K), 64)
-    block_t = max(1, min(_next_pow2(T), 4096 // block_c))
+    """(BLOCK_T, BLOCK_C) of the elementwise backward kernel (tiles of at most GRAD_TILE_ELEMS)."""
+    block_c = min(triton.next_power_of_2(K), 64)
+    block_t = max(1, min(triton.next_power_of_2(T), GRAD_TILE_ELEMS // block_c))
     return block_t, block_c
 
 

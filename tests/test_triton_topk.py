@@ -103,7 +103,7 @@ def test_topk_mean_chunked_path(device, monkeypatch):
     """Force the multi-chunk select (columns longer than one tile) on small shapes."""
     from himnet_fast.kernels import topk_mean as kernel
 
-    monkeypatch.setattr(kernel, "TILE_ELEMS", 64)
+    monkeypatch.setattr(kernel, "SELECT_TILE_ELEMS", 64)
     assert kernel.select_config(137, 21)[2] is False
     torch.manual_seed(9)
     for B, T, K, k in [(2, 137, 21, 19), (1, 560, 2, 80), (3, 65, 3, 65)]:
@@ -159,6 +159,18 @@ def test_topk_mean_ties_share_the_gradient(device):
     assert torch.allclose(S.grad.sum(dim=1), torch.ones(2, 3, device=device))
 
 
+
+def test_topk_mean_signed_zeros(device):
+    """Documented -0 rule (``sortable_key``): the value is that of any tie-break (0), and -0 ranks
+    below +0, so at k = 2 the +0 gets 1/2 and the two -0 share the other 1/2 as ties."""
+    col = torch.tensor([-0.0, 0.0, -1.0, -0.0], device=device)
+    S = col[None, :, None].repeat(1, 1, 2).clone().requires_grad_()
+    gamma = ops.topk_mean(S, 2, backend="triton")
+    assert bool((gamma == 0).all())
+    gamma.sum().backward()
+    expected = torch.tensor([0.25, 0.5, 0.0, 0.25], device=device)
+    torch.testing.assert_close(S.grad, expected[None, :, None].expand(1, 4, 2), rtol=0, atol=0)
+
 def test_auto_backend_uses_reference_on_cpu():
     S = torch.randn(2, 10, 3, requires_grad=True)
     out = ops.topk_mean(S, 2)
@@ -198,7 +210,7 @@ def test_select_config_keeps_small_batches_parallel(monkeypatch):
     monkeypatch.setattr(kernel, "MIN_PROGRAMS", 256)
     for T, K, B in [(560, 21, 10), (60, 201, 10), (2048, 201, 64), (8192, 2, 1), (1, 2, 1)]:
         block_t, block_c, single, _ = kernel.select_config(T, K, B)
-        assert block_t * block_c <= kernel.TILE_ELEMS and block_c >= 1
+        assert block_t * block_c <= kernel.SELECT_TILE_ELEMS and block_c >= 1
         assert single == (block_t >= T)
         assert block_c == 1 or -(-K // block_c) * B >= 256
     assert kernel.select_config(60, 201, 10)[1] == 8
