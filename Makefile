@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CSRC := $(shell find csrc -type f) setup.py
 
-.PHONY: demo test test-python test-csrc test-gpu-stack bench install clean
+.PHONY: demo test lint test-python test-csrc test-gpu-stack bench install clean
 
 $(VENV)/.deps: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ test-python: install
 	$(PY) -m pytest tests -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
-test: install test-csrc test-python
+# ruff with the rule set stated in pyproject.toml ([tool.ruff.lint]).
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint test-csrc test-python
 
 # The GPU machine's stack here (torch 2.11.0 + Triton 3.6.0 instead of the pinned 2.14.1 / 3.8.0;
 # bench/gpu_check.sh runs there): a second venv, a copy of the working tree (its extension build
@@ -56,7 +60,7 @@ $(GPU_STACK_VENV)/.deps:
 	touch $@
 
 test-gpu-stack: $(GPU_STACK_VENV)/.deps
-	mkdir -p $(GPU_STACK_SRC)
+	rm -rf $(GPU_STACK_SRC) && mkdir -p $(GPU_STACK_SRC)  # no stale copies of deleted sources
 	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(GPU_STACK_SRC)
 	cd $(GPU_STACK_SRC) && MAX_JOBS=$${MAX_JOBS:-2} $(CURDIR)/$(GPU_STACK_VENV)/bin/python -m pip install -v \
 	  --no-build-isolation --no-deps -e . 2>&1 | grep -E "nvcc|Successfully|error|Error" | cut -c1-200

@@ -79,7 +79,6 @@ def copy_bandwidth() -> float:
     y = torch.empty_like(x)
     ms = do_bench(lambda: y.copy_(x))
     nbytes = 2 * x.numel() * 4
-    del x, y
     return nbytes / (ms * 1e-3) / 1e9
 
 
@@ -281,7 +280,7 @@ def main(argv=None) -> int:
         # Written after every shape: a step killed at its time limit still leaves its figures.
         (args.out / "losses.json").write_text(json.dumps(report, indent=2))
         (args.out / "losses_table.txt").write_text("\n".join(lines) + "\n")
-        del S, A, labels, ST
+        S = A = labels = ST = None  # free the device memory before the next shape
         if DEVICE == "cuda":
             torch.cuda.empty_cache()
 

@@ -28,6 +28,16 @@ def cuda_device() -> torch.device:
     return torch.device("cuda")
 
 
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> torch.device:
+    """Where the Triton kernels run (tests/test_triton_*.py): the interpreter on the CPU, or a CUDA device."""
+    if request.param == "cuda":
+        return request.getfixturevalue("cuda_device")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("Triton on CPU tensors needs TRITON_INTERPRET=1 (conftest sets it only when no GPU is present)")
+    return torch.device("cpu")
+
+
 @pytest.fixture
 def kernel_device() -> torch.device:
     """Where a single-device Triton test runs: the GPU when there is one, else the CPU through

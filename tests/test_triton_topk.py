@@ -4,23 +4,12 @@ On a machine without a GPU the kernels run through the Triton interpreter (tests
 sets TRITON_INTERPRET=1 before any kernel module is imported); with a GPU the same tests run
 on CUDA. Inputs are fresh random floats (no ties) unless a test is about ties.
 """
-import os
 
 import pytest
 import torch
 
 from himnet_fast import ops
 from himnet_fast.reference import losses as R
-
-
-@pytest.fixture(params=["cpu", "cuda"])
-def device(request) -> torch.device:
-    """Where the Triton kernels run: the interpreter on the CPU, or a CUDA device."""
-    if request.param == "cuda":
-        return request.getfixturevalue("cuda_device")
-    if os.environ.get("TRITON_INTERPRET") != "1":
-        pytest.skip("Triton on CPU tensors needs TRITON_INTERPRET=1 (conftest sets it only when no GPU is present)")
-    return torch.device("cpu")
 
 
 def topk_sizes(T: int) -> list[int]:

@@ -42,7 +42,7 @@ def portable_exp(x) -> np.ndarray:
     x = k ln2 + r with k = round(x / ln2); exp(r) by the degree-13 Taylor polynomial
     in Horner form (|r| <= 0.347, truncation below 1e-17); times 2^(k+54), then 2^-54.
     Within 2 ulp of exp down to -745, 0 below -745.5, exactly 1 at 0. The C++/CUDA
-    ``decay_exp`` (csrc/ops/postprocess/nms.h) performs the same operations.
+    ``decay_exp`` (csrc/common.h) performs the same operations.
 
     Args:
         x: array-like of float64, all <= 0.
