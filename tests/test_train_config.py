@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from himnet_fast.checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from himnet_fast.checkpoint import (CheckpointWarning, load_checkpoint, rng_state, save_checkpoint, seed_everything,
+                                    set_rng_state)
 from himnet_fast.config import RunConfig, add_config_arguments, apply_overrides, preset, run_cli
 from himnet_fast.train import main, parse_config, table_row
 
@@ -117,11 +118,11 @@ def test_load_checkpoint_names_bad_files(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="cannot read"), pytest.warns(CheckpointWarning, match="no checksum file"):
         load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(1)}, other)
-    with pytest.raises(ValueError, match="not a himnet_fast checkpoint"):
+    with pytest.raises(ValueError, match="not a himnet_fast checkpoint"), pytest.warns(CheckpointWarning):
         load_checkpoint(other)
 
 
