@@ -91,11 +91,16 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
     probability (softmax over C+1 of S) among the absent classes.
     """
     video_max, snippet_max = [], []
-    for out, y in zip(outputs, labels):
+    if not len(outputs):
+        return {"absent_video_score": 0.0, "absent_snippet_prob": 0.0}
+    # All videos in one packed call (each video's scores are computed on their own, as per video).
+    offsets = np.concatenate([[0], np.cumsum([len(out.cas_hat) for out in outputs])])
+    scores = ops.video_scores(np.concatenate([out.cas_hat for out in outputs]), offsets, r).numpy()
+    for out, y, video_score in zip(outputs, labels, scores):
         absent = ~np.asarray(y, dtype=bool)
         if not absent.any():
             continue
-        video_max.append(float(out.video_scores(r)[absent].max()))
+        video_max.append(float(video_score[absent].max()))
         snippet_max.append(float(out.snippet_probs[:, :-1][:, absent].max()))
     return {"absent_video_score": float(np.mean(video_max)) if video_max else 0.0,
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}

@@ -41,8 +41,8 @@ class LossConfig:
     ``mutual_weight``: CO2-Net's third attention term, the mutual loss between its RGB and flow
     attentions (its weight: 1; ``reference.losses.modality_mutual_loss``), off (0) by default;
     the criterion then needs the model's ``modality_attention`` outputs.
-    ``check_values``: also reject NaN/inf in S, A outside [0, 1] and non-binary labels at
-    every step (costs host syncs on a GPU; the data layer already rejects NaN features).
+    ``check_values``: also reject NaN/inf or |S| > ``reference.losses.MAX_MAGNITUDE`` in S, A
+    outside [0, 1] and non-binary labels at every step (costs host syncs on a GPU; the data layer already rejects NaN features).
     """
 
     lambda1: float = 1.0
@@ -94,7 +94,7 @@ class HiMNetCriterion(nn.Module):
     """Eq. 11 with switches.
 
     forward(A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k: int)
-    -> {"mil", "cll", "vcl", "scl", "norm", "guide", "ml", "total"} (LOSS_KEYS): 0-D tensors; the terms are
+    -> dict over LOSS_KEYS (the terms and "total"): 0-D tensors; the terms are
     unweighted, a disabled term (or one of weight 0) is reported as 0 and left out of ``total``.
     """
 
@@ -110,18 +110,20 @@ class HiMNetCriterion(nn.Module):
         float16 / bfloat16 inputs are computed in float32 (every term: float32; gradients: the
         float32 ones, rounded once to the input dtype). Values no term can represent (|S|,
         |X_hat| above ``reference.losses.MAX_MAGNITUDE``) raise a ValueError where the inputs are
-        checked: always in the PyTorch terms (VCL, norm, guide) and the reference backend, in the
+        checked: always in the PyTorch terms (VCL, norm, guide, ml, mutual) and the reference backend, in the
         fused op with ``check_values``.
         """
         cfg = self.cfg
         A, S, X_hat = upcast(A), upcast(S), upcast(X_hat)
         zero = S.new_zeros(())
         out = dict.fromkeys(LOSS_KEYS[:-1], zero)
+        # One list of weights for the total, the fused-gradient hint and the gradient diagnostic.
+        weights = cfg.term_weights()
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
             # dS, dA during the forward and make the backward a no-op.
-            grad_weights = tuple(cfg.term_weights()[name] for name in ("mil", "cll", "scl"))
+            grad_weights = tuple(weights[name] for name in ("mil", "cll", "scl"))
             terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
                                       mil_norm=cfg.mil_norm, suppression=cfg.suppression, backend=cfg.backend,
                                       check_values=cfg.check_values, grad_weights=grad_weights)
@@ -141,6 +143,5 @@ class HiMNetCriterion(nn.Module):
                 raise ValueError("mutual_weight: needs the modality attentions (a_rgb, a_flow) of "
                                  "HiMNet(X, modality_attention=True)")
             out["mutual"] = modality_mutual_loss(*(upcast(a) for a in modality_attention))
-        # One list of weights for the total, the fused-gradient hint and the gradient diagnostic.
-        out["total"] = sum(w * out[name] for name, w in cfg.term_weights().items())
+        out["total"] = sum(w * out[name] for name, w in weights.items())
         return out

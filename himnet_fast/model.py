@@ -198,13 +198,19 @@ def build_model(cfg: RunConfig, feature_dim: int, num_classes: int) -> HiMNet:
     return HiMNet(feature_dim=feature_dim, num_classes=num_classes, **asdict(cfg.model))
 
 
-def trained_model(state: dict, cfg: RunConfig, dataset, device) -> HiMNet:
-    """The network of a checkpoint ``state`` (``checkpoint.load_checkpoint``) on ``device``, for
-    ``dataset``; a ``ValueError`` when the data's classes or feature dim differ from the checkpoint's."""
+def check_checkpoint_data(state: dict, dataset, option: str = "--data-root") -> None:
+    """A ``ValueError`` naming ``option`` when ``dataset``'s classes or feature dim differ from those
+    the checkpoint ``state`` was trained on."""
     if list(dataset.classlist) != list(state["classlist"]) or dataset.feature_dim != state["feature_dim"]:
-        raise ValueError(f"--data-root: the data ({len(dataset.classlist)} classes, feature dim "
+        raise ValueError(f"{option}: the data ({len(dataset.classlist)} classes, feature dim "
                          f"{dataset.feature_dim}) does not match the checkpoint ({len(state['classlist'])} classes, "
                          f"feature dim {state['feature_dim']})")
+
+
+def trained_model(state: dict, cfg: RunConfig, dataset, device) -> HiMNet:
+    """The network of a checkpoint ``state`` (``checkpoint.load_checkpoint``) on ``device``, for
+    ``dataset`` (checked by :func:`check_checkpoint_data`)."""
+    check_checkpoint_data(state, dataset)
     model = build_model(cfg, dataset.feature_dim, len(dataset.classlist)).to(device)
     model.load_state_dict(state["model"])
     return model

@@ -22,7 +22,7 @@ from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
 from himnet_fast.config import RunConfig, resolve_device
 from himnet_fast.distributed import World, average_gradients, broadcast_parameters, gather_objects, rank_device
 from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
-from himnet_fast.model import build_model
+from himnet_fast.model import build_model, check_checkpoint_data
 from himnet_fast.reference.losses import topk_k
 
 EvalFn = Callable[["Trainer"], dict]
@@ -38,8 +38,8 @@ def loss_config(cfg: RunConfig) -> LossConfig:
 class Trainer:
     """Runs the paper's optimisation for ``cfg`` on ``dataset`` (a ``FeatureDataset``).
 
-    ``history`` logs every iteration's loss terms (``iteration``, ``mil``, ``cll``, ``vcl``,
-    ``scl``, ``total``: lists of floats; under torchrun the mean over ranks); ``evaluations``
+    ``history`` logs every iteration's loss terms (``iteration`` and ``losses.LOSS_KEYS``: lists
+    of floats; under torchrun the mean over ranks); ``evaluations``
     the periodic evaluation results. ``world``: this process's rank (``distributed.World``).
     """
 
@@ -169,10 +169,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict` (e.g. from ``checkpoint.load_checkpoint``)."""
-        if list(state["classlist"]) != list(self.dataset.classlist) or state["feature_dim"] != self.dataset.feature_dim:
-            raise ValueError("--resume: the checkpoint was trained on another dataset "
-                             f"({len(state['classlist'])} classes, feature dim {state['feature_dim']}; this data: "
-                             f"{len(self.dataset.classlist)} classes, feature dim {self.dataset.feature_dim})")
+        check_checkpoint_data(state, self.dataset, "--resume")
         saved_world = int(state.get("world_size", 1))
         if saved_world != self.world.size:
             raise ValueError(f"--resume: the checkpoint was written by {saved_world} process(es), this run has "

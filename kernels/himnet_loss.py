@@ -59,7 +59,7 @@ SCL_TARGET); the targets and U are constants for the gradient.
 (10) db/ds_j = b ([j = C] - p_j), so dS_j += g_scl g_b b ([j = C] - p_j), and dA += g_scl g_a.
 dS and dA sum the terms in this order: MIL (3-4), CLL (8), SCL (10).
 
-Numerics follow the reference (``himnet_fast.reference.losses``): everything in float32.
+Numerics follow the reference (``himnet_fast.reference.losses``): float32, the top-k sums in float64.
 Top-k ties follow kernels/topk_mean.py (the tied positions share the gradient).
 """
 from __future__ import annotations

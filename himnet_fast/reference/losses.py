@@ -58,7 +58,8 @@ class HiMNetLossTerms(NamedTuple):
 def check_magnitude(name: str, x: torch.Tensor, bound: float = MAX_MAGNITUDE) -> None:
     """Reject NaN, inf and |x| > bound with a ValueError naming ``name``: one reduction (and, on a
     GPU, one host sync), like ``check_tensor``'s finite check, which it replaces."""
-    largest = float(x.detach().abs().amax())  # NaN propagates; compared here in float64, exactly
+    lo, hi = torch.aminmax(x.detach())  # one pass, no |x| temporary of x's size; NaN propagates
+    largest = float(torch.maximum(-lo, hi))  # max |x|, compared here in float64, exactly
     if not math.isfinite(largest):
         raise ValueError(f"{name}: contains NaN or inf")
     if largest > bound:
@@ -130,6 +131,12 @@ def snippet_softmax(S: torch.Tensor) -> torch.Tensor:
     """
     _check_cas(S, bound=math.inf)  # max-subtracted: finite for any finite S
     return torch.softmax(S, dim=-1)
+
+
+def _background_prob(S: torch.Tensor) -> torch.Tensor:
+    """b_bg = Eq. 3's background column, for callers that have checked S already (no second
+    reduction and host sync). S: (B, T, K) -> (B, T)."""
+    return torch.softmax(S, dim=-1)[..., -1]
 
 
 # --------------------------------------------------------------------------- Eq. 4-6
@@ -409,7 +416,7 @@ def scl_loss(S: torch.Tensor, A: torch.Tensor, alpha: float = 4.0, variant: str 
     """
     B, T, _ = _check_cas(S)
     _check_attention(A, B, T, probability=True)
-    b = snippet_softmax(S)[..., -1].clamp(EPS, 1.0 - EPS)
+    b = _background_prob(S).clamp(EPS, 1.0 - EPS)
     a = A.clamp(EPS, 1.0 - EPS)
     return scl_terms(b, a, b, a, alpha, variant).mean()
 
@@ -431,7 +438,7 @@ def guide_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     S: (B, T, K), A: (B, T) -> 0-D tensor."""
     B, T, _ = _check_cas(S)
     _check_attention(A, B, T, probability=False)
-    return (1.0 - A - snippet_softmax(S)[..., -1]).abs().mean()
+    return (1.0 - A - _background_prob(S)).abs().mean()
 
 
 def mutual_learning_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -449,7 +456,7 @@ def mutual_learning_loss(S: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     """
     B, T, _ = _check_cas(S)
     _check_attention(A, B, T, probability=False)
-    return _mutual_mse(A, 1.0 - snippet_softmax(S)[..., -1])
+    return _mutual_mse(A, 1.0 - _background_prob(S))
 
 
 def _mutual_mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

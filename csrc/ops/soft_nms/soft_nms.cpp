@@ -257,7 +257,7 @@ struct BlockTournament {
   int64_t leaves;
 
   // Scores of positions [0, n) in ws.score; pads them and builds the keys.
-  BlockTournament(Buffers& ws, int64_t n) : buffers(ws.tournament), index(ws.order.data()) { reset(ws, n); }
+  BlockTournament(Buffers& ws, int64_t n) : buffers(ws.tournament) { reset(ws, n); }
 
   void reset(Buffers& ws, int64_t n) {
     leaves = pow2_at_least(ceil_div(n, kBlock));
@@ -333,7 +333,7 @@ struct BlockTournament {
   // then kills it); kDone once none is alive or the best is below min_score, kCancelled
   // once run.cancel is set.
   static constexpr int64_t kDone = -1, kCancelled = -2;
-  int64_t pick(const Run& run, int64_t& kept) {
+  int64_t next_selection(const Run& run, int64_t& kept) {
     if (nms_cancel_requested(run.cancel)) return kCancelled;
     const int64_t q = top();
     if (q < 0 || score[q] < run.params.min_score) return kDone;
@@ -544,7 +544,7 @@ int64_t select_by_pairs(const Run& run, Buffers& ws) {
   const double* w = ws.pairs.adj_factor.data();
   const double* score = am.score;
   int64_t kept = 0, q;
-  while ((q = am.pick(run, kept)) >= 0) {
+  while ((q = am.next_selection(run, kept)) >= 0) {
     am.lower(q, -INFINITY);
     for (int64_t p = first[q], last = first[q + 1]; p < last; ++p) {
       const int64_t r = adj[p];
@@ -628,7 +628,7 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
   int64_t n = run.n, dead = 0;
   BlockTournament<false> sw(ws, n);
   // Decays keep signs and raise only negative scores: without any, a range is one plain
-  // product and its blocks are only marked (3 % faster at N = 10k, 5.5 % with it removed).
+  // product and its blocks are only marked (N = 10k: 5.5 % slower without it).
   bool negative = false;
   for (int64_t q = 0; q < n; ++q) negative |= ws.score[q] < 0.0;
   int64_t* first = ws.buckets.first.data();  // buckets + 1 bounds
@@ -639,7 +639,7 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
   ws.buckets.decay.resize(n + 16);  // the factors of one range (rounded out to whole vectors)
   double* decay = ws.buckets.decay.data();
   int64_t kept = 0, q;
-  while ((q = sw.pick(run, kept)) >= 0) {
+  while ((q = sw.next_selection(run, kept)) >= 0) {
     const double s = ws.start[q], e = ws.end[q];
     ++dead;
     ws.end[q] = -INFINITY;
@@ -870,7 +870,7 @@ int64_t sweep_loop(const Run& run, bool prune, Buffers& ws) {
     sw.lower(q, -INFINITY);
   };
   int64_t kept = 0, q;
-  while ((q = sw.pick(run, kept)) >= 0) {
+  while ((q = sw.next_selection(run, kept)) >= 0) {
     const double s = ws.start[q], e = ws.end[q];
     kill(q);
     // Superset of the segments with a positive computed intersection (see soft_nms.h):

@@ -66,7 +66,8 @@ inline bool nms_cancel_requested(const int32_t* cancel) {
 }
 
 // Reusable buffers of soft_nms (one per thread, so that batched calls over many small
-// groups allocate once). One set of buffers per algorithm, private to soft_nms.cpp.
+// groups allocate once). Named buffers, each with one meaning, shared by the algorithms where
+// they mean the same (order, start, end, score, the tournament); private to soft_nms.cpp.
 struct SoftNmsWorkspace {
   struct Buffers;
   std::unique_ptr<Buffers> buffers;

@@ -76,7 +76,7 @@ NmsParams check_soft_nms_inputs(const at::Tensor& segments, const at::Tensor& sc
   TORCH_CHECK_VALUE(!cancel.has_value() || (cancel->scalar_type() == at::kInt && cancel->numel() == 1 &&
                                             cancel->device().is_cpu()),
                     "batched_soft_nms: cancel must be a (1,) int32 CPU tensor");
-  // The values in place on the CPU, on a host copy from a GPU (one transfer).
+  // The values in place on the CPU; from a GPU on host copies (scores, segments: one copy each).
   const at::Tensor host_scores = scores.to(at::kDouble).contiguous().cpu();
   visit_segments(segments.cpu(), [&](const auto* base, int64_t s0, int64_t s1) {
     check_values(base, s0, s1, host_scores.data_ptr<double>(), N);

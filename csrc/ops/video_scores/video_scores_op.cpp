@@ -1,5 +1,5 @@
-// video_scores: its schema, input checks and CPU kernel (the only one: a CUDA caller's
-// dispatcher copies to the CPU).
+// video_scores: its schema, input checks and CPU kernel (the only one: ops.postprocess.video_scores
+// copies CUDA inputs to the CPU).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
