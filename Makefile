@@ -37,7 +37,7 @@ test-python: install
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 # ruff with the rule set stated in pyproject.toml ([tool.ruff.lint]).
-lint: install
+lint: $(VENV)/.deps  # ruff only: no extension build needed
 	$(VENV)/bin/ruff check .
 
 test: install lint test-csrc test-python

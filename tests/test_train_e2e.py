@@ -16,24 +16,16 @@ from himnet_fast.train import main
 from conftest import TINY_TRAIN as TINY
 
 
-@pytest.fixture
-def cache(tiny_cache) -> Path:
-    return tiny_cache
 
-
-def tiny(cache: Path, out: Path, *extra: str) -> list:
-    return TINY + ["--cache-dir", str(cache), "--out", str(out), *extra]
-
-
-def test_training_beats_the_untrained_model_end_to_end(cache, tmp_path, capsys):
+def test_training_beats_the_untrained_model_end_to_end(tiny_args, tmp_path, capsys):
     # The full default objective: all four losses of Eq. 11 at the paper's weights, with the
     # readings docs/RESULTS.md chose. 100 iterations at lr 3e-3 on the tiny set: AVG 16.7 vs 0.1
     # untrained (measured); the test asks for 5 points.
     losses = ["--lr", "3e-3"]
     threads = torch.get_num_threads()
-    untrained = main(tiny(cache, tmp_path / "untrained", "--iters", "0", *losses))
+    untrained = main(tiny_args(tmp_path / "untrained", "--iters", "0", *losses))
     assert torch.get_num_threads() == threads  # --threads 1 applies to the run only
-    trained = main(tiny(cache, tmp_path / "trained", "--iters", "100", "--eval-every", "50", *losses))
+    trained = main(tiny_args(tmp_path / "trained", "--iters", "100", "--eval-every", "50", *losses))
     assert trained["avg_0.1_0.7"] > untrained["avg_0.1_0.7"] + 5.0, (trained["mAP"], untrained["mAP"])
     assert trained["snippet_accuracy"] > untrained["snippet_accuracy"]
 
@@ -56,10 +48,10 @@ def test_training_beats_the_untrained_model_end_to_end(cache, tmp_path, capsys):
     assert lines[-1].startswith("HiM-Net (synthetic") and len(lines[-1].split(" | ")) == 10
 
 
-def test_resume_continues_bit_exactly(cache, tmp_path):
+def test_resume_continues_bit_exactly(tiny_args, tmp_path):
     common = ["--eval-every", "4", "--ckpt-every", "4", "--timelines", "0"]
-    main(tiny(cache, tmp_path / "straight", "--iters", "8", *common))
-    main(tiny(cache, tmp_path / "split", "--iters", "4", *common))
+    main(tiny_args(tmp_path / "straight", "--iters", "8", *common))
+    main(tiny_args(tmp_path / "split", "--iters", "4", *common))
     main(["--resume", str(tmp_path / "split" / "checkpoint.pt"), "--iters", "8"])
     straight = load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
     resumed = load_checkpoint(tmp_path / "split" / "checkpoint.pt")
@@ -85,17 +77,17 @@ def _synthetic_folder(cache: Path) -> Path:
     (lambda root: np.save(root / "Thumos14reduced-Annotations" / "videoname.npy",
                           np.load(root / "Thumos14reduced-Annotations" / "videoname.npy")[:-3]), "videoname"),
 ])
-def test_bad_data_root_fails_before_training(cache, tmp_path, damage, message):
-    root = _copy(_synthetic_folder(cache), tmp_path / "data")
+def test_bad_data_root_fails_before_training(tiny_args, tiny_cache, tmp_path, damage, message):
+    root = _copy(_synthetic_folder(tiny_cache), tmp_path / "data")
     damage(root)
     with pytest.raises(DatasetError, match=message):
-        main(tiny(cache, tmp_path / "out", "--data-root", str(root), "--iters", "2"))
+        main(tiny_args(tmp_path / "out", "--data-root", str(root), "--iters", "2"))
     assert not (tmp_path / "out" / "checkpoint.pt").exists()  # nothing trained or written
 
 
-def test_missing_data_root_is_a_clear_error(cache, tmp_path):
+def test_missing_data_root_is_a_clear_error(tiny_args, tmp_path):
     with pytest.raises(DatasetError, match="--data-root: folder not found"):
-        main(tiny(cache, tmp_path / "out", "--data-root", str(tmp_path / "nowhere")))
+        main(tiny_args(tmp_path / "out", "--data-root", str(tmp_path / "nowhere")))
 
 
 # The public THUMOS14 files have 30 segments ending after the video (the loader says so once).
@@ -128,11 +120,11 @@ def test_anet13_preset_reports_the_activitynet_thresholds(tmp_path, capsys):
     assert header.startswith("Method | mAP@0.5 | mAP@0.55 |") and header.endswith("| AVG(0.5:0.95)")
 
 
-def test_gradient_diagnostic_leaves_training_unchanged(cache, tmp_path):
+def test_gradient_diagnostic_leaves_training_unchanged(tiny_args, tmp_path):
     """Evaluations (and the gradient norms logged with them) at different iterations give the
     same weights: the diagnostic reuses the step's forward and draws no random numbers."""
-    main(tiny(cache, tmp_path / "often", "--iters", "4", "--eval-every", "1", "--timelines", "0"))
-    main(tiny(cache, tmp_path / "once", "--iters", "4", "--eval-every", "4", "--timelines", "0"))
+    main(tiny_args(tmp_path / "often", "--iters", "4", "--eval-every", "1", "--timelines", "0"))
+    main(tiny_args(tmp_path / "once", "--iters", "4", "--eval-every", "4", "--timelines", "0"))
     often = load_checkpoint(tmp_path / "often" / "checkpoint.pt")
     once = load_checkpoint(tmp_path / "once" / "checkpoint.pt")
     for key, value in once["model"].items():

@@ -3,7 +3,7 @@
 Values of L_MIL, L_CLL, L_SCL and the gradients dS, dA (for random upstream weights on the
 three terms) on fresh random inputs of many shapes, every SCL variant, strided and half inputs,
 extreme logits and clamped attention. Runs through the Triton interpreter without a GPU and on
-CUDA with one (the ``device`` fixture of test_triton_topk.py).
+CUDA with one (the ``device`` fixture of conftest.py).
 """
 import os
 import subprocess
