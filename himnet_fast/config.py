@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import math
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class DataConfig:
     synth_dim: int = 256               # feature dim of the synthetic set (RGB half | flow half)
     synth_seed: int = 0                # generator seed (part of the cache key)
     synth_videos: Optional[int] = None # number of synthetic videos (None: the benchmark's count)
+    synth_video_style: float = 0.0     # FeatureModel.video_style: each video's own look of its classes
     clip_len: int = 560                # T: snippets per training clip (uniform sampling)
     topk_r: int = 7                    # k = max(1, T // r) for Eq. 1 in training
     batch_size: int = 10               # videos per batch
@@ -142,6 +144,8 @@ class RunConfig:
                f"{self.data.num_pairs} pairs need a batch of at least {2 * self.data.num_pairs}, "
                f"got --batch-size {self.data.batch_size}")
         _check(self.data.synth_dim % 2 == 0, "synth-dim", f"must be even (RGB | flow halves), got {self.data.synth_dim}")
+        _check(math.isfinite(self.data.synth_video_style) and self.data.synth_video_style >= 0, "synth-video-style",
+               f"must be a finite number >= 0, got {self.data.synth_video_style}")
         for option, p in (("dropout", self.model.dropout), ("attention-dropout", self.model.attention_dropout)):
             _check(0.0 <= p < 1.0, option, f"must lie in [0, 1), got {p}")
         _check(self.optim.lr > 0, "lr", f"must be > 0, got {self.optim.lr}")

@@ -44,8 +44,11 @@ def generator_fingerprint() -> str:
 
 def synthetic_params(cfg: DataConfig) -> dict:
     """The generator parameters that define a synthetic set (and its cache key)."""
-    return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
-            "generator": generator_fingerprint()}
+    params = {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
+              "generator": generator_fingerprint()}
+    if cfg.synth_video_style:  # absent at 0, so the default set keeps its cache key
+        params["video_style"] = cfg.synth_video_style
+    return params
 
 
 def synthetic_folder(cfg: DataConfig) -> Path:
@@ -58,6 +61,7 @@ def synthetic_folder(cfg: DataConfig) -> Path:
 def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print, progress: bool = False) -> Path:
     """The synthetic set's folder, generated first if absent (atomic: temp folder + rename)."""
     from himnet_fast.data import synthesize
+    from himnet_fast.data.synth_features import FeatureModel
 
     folder = synthetic_folder(cfg)
     if (folder / "params.json").is_file():
@@ -67,7 +71,7 @@ def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print, progre
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         synthesize(tmp, like=cfg.dataset, dim=cfg.synth_dim, seed=cfg.synth_seed, videos=cfg.synth_videos,
-                   progress=progress)
+                   model=FeatureModel(video_style=cfg.synth_video_style), progress=progress)
         # Written last: its presence marks a complete set.
         (tmp / "params.json").write_text(json.dumps(synthetic_params(cfg), indent=1))
         try:

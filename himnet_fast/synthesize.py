@@ -14,6 +14,7 @@ from pathlib import Path
 
 from himnet_fast.data import synth_writer, synthesize
 from himnet_fast.data.layouts import PACKED_LAYOUTS
+from himnet_fast.data.synth_features import FeatureModel
 
 
 def main(argv=None) -> int:
@@ -26,12 +27,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--videos", type=int, help="number of videos (default: all)")
     parser.add_argument("--layout", choices=("packed", "per_video"), default="packed")
+    parser.add_argument("--video-style", type=float, default=0.0,
+                        help="each video's own look of its classes, as an SNR (FeatureModel.video_style; default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
         out = synthesize(args.out, args.like, args.annotations, args.dim, args.seed, args.videos, args.layout,
-                         progress=not args.quiet)
+                         model=FeatureModel(video_style=args.video_style), progress=not args.quiet)
     except ValueError as exc:  # DataFormatError included: name the file and the problem, no traceback
         parser.error(str(exc))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

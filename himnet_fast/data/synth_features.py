@@ -65,6 +65,7 @@ class FeatureModel:
     num_background: int = 4
     drift_snippets: int = 16                  # smoothing window of the background drift
     paired_fraction: float = 0.7
+    video_style: float = 0.0                  # a video's own look of each of its classes (0: none)
     rgb_weights: Tuple[float, float] = (0.7, 1.2)   # (action, scene/background) weight in RGB
     flow_weights: Tuple[float, float] = (1.2, 0.5)  # the same in flow
 
@@ -73,6 +74,8 @@ class FeatureModel:
             raise ValueError(f"dim: must be an even number >= 2 (RGB half + flow half), got {self.dim}")
         if not 0.0 <= self.paired_fraction <= 1.0:
             raise ValueError(f"paired_fraction: must lie in [0, 1], got {self.paired_fraction}")
+        if not (np.isfinite(self.video_style) and self.video_style >= 0.0):
+            raise ValueError(f"video_style: must be a finite number >= 0, got {self.video_style}")
 
 
 def confusable_pairs(video_labels: np.ndarray, paired_fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -169,6 +172,7 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
         W[:, col_s[p]] = model.scene_pair
 
     fg = np.zeros(T)
+    style_env = np.zeros((T, len(classes)))  # (T, classes): where each class's instances are
     start, end = segment_snippets(annotations.segments[i], T)
     a_u = rng.uniform(*model.unique, size=len(start))
     reach = model.context_snippets
@@ -180,6 +184,7 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
         p = comps.pair_of[c]
         own = a if p >= 0 else np.hypot(a, model.shared)  # unpaired: same total strength
         W[s:e, col_u[c]] += own * env
+        style_env[s:e, col_u[c]] = np.maximum(style_env[s:e, col_u[c]], env)
         if p >= 0:
             W[s:e, col_s[p]] += model.shared * env
         fg[s:e] = np.maximum(fg[s:e], env)
@@ -199,6 +204,9 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
         x *= np.float32(model.noise)
     # einsum, not matmul: OpenBLAS threads spin badly on many small products on a busy machine
     x += np.einsum("tm,md->td", W.astype(np.float32), basis, optimize=False)
+    if model.video_style > 0:  # drawn last, so that video_style = 0 leaves every other draw as it was
+        style = _unit_rows(rng, len(classes), model.dim, (model.rgb_weights[0], model.flow_weights[0]))
+        x += np.einsum("tm,md->td", (model.video_style * style_env).astype(np.float32), style, optimize=False)
     return x
 
 
