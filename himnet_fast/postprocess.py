@@ -24,6 +24,9 @@ from himnet_fast.reference.postprocess import DEFAULT_THRESHOLDS
 __all__ = ["DetectionConfig", "detect_videos", "to_results_json", "select_video_classes", "synthetic_video_outputs"]
 
 
+ATTENTION_NORMS = ("none", "minmax")
+
+
 @dataclass
 class DetectionConfig:
     """Settings of ``detect_videos``, and the ``detect`` section of a run's config (each field is
@@ -33,6 +36,9 @@ class DetectionConfig:
     r: top-k ratio of the video scores, k = max(1, T // r) (option ``--infer-r``).
     class_threshold: keep classes whose video score >= it (else the argmax).
     thresholds: attention thresholds of the proposals (option: comma-separated numbers).
+    attention_norm: what the thresholds cut: "none" (A itself, the base code's choice, the
+    default) or "minmax" (each video's A rescaled to [0, 1] by its min and max; a constant A is
+    left as it is). Only the proposals' extents change: their scores come from S_hat.
     oic_weight: weight of the video score added to the OIC score.
     nms: "soft" or "hard"; iou_threshold (hard, and linear soft), sigma (gaussian),
     soft_method "gaussian" | "linear".
@@ -49,6 +55,7 @@ class DetectionConfig:
     r: int = 10
     class_threshold: float = 0.2
     thresholds: tuple = field(default_factory=lambda: DEFAULT_THRESHOLDS)
+    attention_norm: str = "none"
     oic_weight: float = 0.2
     nms: str = "soft"
     iou_threshold: float = 0.7
@@ -67,6 +74,8 @@ class DetectionConfig:
             raise ValueError(f"DetectionConfig: thresholds must be finite, got {self.thresholds}")
         if not (isinstance(self.r, int) and self.r >= 1):
             raise ValueError(f"DetectionConfig: r must be a positive integer, got {self.r!r}")
+        if self.attention_norm not in ATTENTION_NORMS:
+            raise ValueError(f"DetectionConfig: attention_norm must be one of {ATTENTION_NORMS}, got {self.attention_norm!r}")
         if self.nms not in ("soft", "hard"):
             raise ValueError(f"DetectionConfig: nms must be 'soft' or 'hard', got {self.nms!r}")
         if self.soft_method not in ("gaussian", "linear"):
@@ -125,6 +134,13 @@ def _pack(name: str, arrays, dtype) -> np.ndarray:
     return out
 
 
+def minmax_attention(a: np.ndarray) -> np.ndarray:
+    """(T,) -> (T,): ``a`` rescaled to [0, 1] by its min and max, same dtype; a constant ``a``
+    (nothing to rescale) is returned as it is."""
+    lo, hi = a.min(), a.max()
+    return a if hi <= lo else ((a - lo) / (hi - lo)).astype(a.dtype, copy=False)
+
+
 def select_video_classes(scores, threshold: float = 0.2):
     """Selected (video, class) rows: classes scored >= threshold, else each video's argmax.
 
@@ -161,6 +177,8 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
         raise ValueError(f"detect_videos: got {len(attention)} attention arrays but {len(cas)} cas arrays")
     att = [_as_numpy("attention", i, a, 1) for i, a in enumerate(attention)]
     xs = [_as_numpy("cas", i, x, 2) for i, x in enumerate(cas)]
+    if cfg.attention_norm == "minmax":  # before any backend, so that every backend cuts the same A
+        att = [minmax_attention(a) if a.size else a for a in att]
     V = len(att)
     if V == 0:
         return []

@@ -211,14 +211,33 @@ def test_detect_videos_matches_reference_at_real_thumos14_lengths(thumos_test_le
     assert len(lengths) == 212
     pick = np.concatenate([np.argsort(lengths)[[0, 1, -1]], np.arange(0, 212, 12)])  # shortest, longest, spread
     att, cas = synthetic_video_outputs(lengths[pick], seed=3)
-    for offset in (0, 1):
-        cfg = DetectionConfig(nms=nms, offset=offset)
+    for offset, norm in ((0, "none"), (1, "none"), (1, "minmax")):
+        cfg = DetectionConfig(nms=nms, offset=offset, attention_norm=norm)
         got = detect_videos(att, cas, cfg, backend="cpp")
         want = detect_videos(att, cas, cfg, backend="reference")
         assert len(got) == len(want) == len(pick)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
         assert sum(len(g) for g in got) > 0
+
+
+@pytest.mark.parametrize("backend", ["cpp", "reference"])
+def test_minmax_attention_cuts_the_rescaled_attention(backend):
+    # A in [0.60, 0.80]: a threshold of 0.5 keeps the whole video; rescaled, A = (0, 0.1, 1, 0.9,
+    # 0.05, 0), so 0.5 keeps snippets 2-3 only: [2, 4) snippets = [1.28, 2.56) s.
+    a = np.array([0.60, 0.62, 0.80, 0.78, 0.61, 0.60])
+    cas = np.zeros((6, 3))
+    cas[:, 0] = 2.0  # one class, far above the other and the background
+    common = dict(thresholds=(0.5,), nms="hard", offset=0)
+    whole, = detect_videos([a], [cas], DetectionConfig(**common), backend=backend)
+    cut, = detect_videos([a], [cas], DetectionConfig(attention_norm="minmax", **common), backend=backend)
+    np.testing.assert_allclose(whole[:, 1:3], [[0.0, 6 * 0.64]])
+    np.testing.assert_allclose(cut[:, 1:3], [[2 * 0.64, 4 * 0.64]])
+    assert cut[0, 0] == whole[0, 0] == 0
+    flat, = detect_videos([np.full(6, 0.7)], [cas], DetectionConfig(attention_norm="minmax", **common), backend=backend)
+    np.testing.assert_allclose(flat[:, 1:3], [[0.0, 6 * 0.64]])  # a constant A is left as it is
+    with pytest.raises(ValueError, match="attention_norm must be one of"):
+        DetectionConfig(attention_norm="zscore")
 
 
 def test_detect_videos_default_backend_is_native(monkeypatch):
