@@ -33,8 +33,7 @@ def background_uncertainty(folder: Path) -> np.ndarray:
 
     from himnet_fast.checkpoint import load_checkpoint
     from himnet_fast.config import RunConfig, resolve_device, torch_threads
-    from himnet_fast.evaluation import snippet_targets
-    from himnet_fast.inference import infer_videos
+    from himnet_fast.inference import infer_videos, snippet_targets_of
     from himnet_fast.model import trained_model
     from himnet_fast.reference.losses import uncertainty
     from himnet_fast.run_data import open_dataset
@@ -46,14 +45,10 @@ def background_uncertainty(folder: Path) -> np.ndarray:
         device = resolve_device(cfg.device)
         model = trained_model(state, cfg, dataset, device)
         outputs = infer_videos(model, dataset, list(dataset.test_indices), device)
-    classes = list(dataset.classlist)
-    class_index = {c: j for j, c in enumerate(classes)}
-    gt = dataset.ground_truth("test")["database"]
+    background_index = len(dataset.classlist)
     values = []
-    for out in outputs:
-        targets = snippet_targets(gt.get(out.name, {}).get("annotations", []), len(out.attention), class_index,
-                                  len(classes))
-        background = targets == len(classes)
+    for out, targets in zip(outputs, snippet_targets_of(dataset, outputs)):
+        background = targets == background_index
         a = torch.from_numpy(out.attention[background].astype(np.float64))
         b = torch.from_numpy(out.background[background].astype(np.float64))
         values.append(uncertainty(a, 1.0 - b, cfg.loss.alpha, "self").numpy())

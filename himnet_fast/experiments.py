@@ -113,6 +113,8 @@ EXPERIMENTS: Dict[str, List[Row]] = {
     "kde": [Row("with SCL", ()), Row("without SCL", ("--no-scl",))],
 }
 AVG_KEY = "avg_0.1_0.7"
+# inference.attention_separation: how A separates the test action snippets from the background
+ATTENTION_KEYS = ("attention_fg", "attention_bg", "attention_bg_above_half", "attention_auc")
 
 
 def slug(name: str) -> str:
@@ -235,6 +237,9 @@ def collect(planned: Plan, out: Path) -> List[dict]:
             entry["folders"].append(run.folder.relative_to(out).as_posix())
             entry["avg"].append(round(float(metrics[AVG_KEY]), 3))
             entry["acc"].append(round(float(metrics["snippet_accuracy"]), 3))
+            for key in ATTENTION_KEYS:  # absent from runs evaluated before these metrics existed
+                if key in metrics:
+                    entry.setdefault(key, []).append(round(float(metrics[key]), 4))
             last = (metrics.get("grad_norms") or [{}])[-1]
             for term, by_input in last.items():
                 if term != "iteration":
@@ -310,6 +315,13 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
             for e in table:
                 lines.append(f"| {e['name']} | {_mean_std(e['u_mean'], 3)} | {_mean_std(e['u_above_half'], 3)} | "
                              f"{_per_seed(e['u_mean'], 3)} | {_per_seed(e['u_above_half'], 3)} |")
+            lines.append("")
+        if any(key in e for e in table for key in ATTENTION_KEYS):
+            lines += ["Attention A on the test snippets (mean ± std over seeds): mean on action and on background "
+                      "snippets, share of background above 0.5, AUC of A for action against background:", "",
+                      "| row | A on action | A on background | background A > 0.5 | AUC |", "|---|---|---|---|---|"]
+            for e in table:
+                lines.append(f"| {e['name']} | " + " | ".join(_mean_std(e.get(key, []), 3) for key in ATTENTION_KEYS) + " |")
             lines.append("")
         terms = [t for t in LOSS_KEYS if t != "total" and any(t in e.get("grad_norms", {}) for e in table)]
         if terms:

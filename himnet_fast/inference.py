@@ -106,20 +106,54 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
 
 
-def snippet_accuracy_of(dataset, outputs: Sequence[VideoOutput]) -> float:
-    """Table 3 "ACC": fraction of snippets whose argmax of S over C+1 is the ground-truth class
-    (background outside ground-truth segments)."""
-    from himnet_fast.evaluation import snippet_accuracy, snippet_targets
+def snippet_targets_of(dataset, outputs: Sequence[VideoOutput]) -> list[np.ndarray]:
+    """Per video, (T,) int64 ground-truth class of each snippet, C (background) outside the
+    ground-truth segments (``evaluation.snippet_targets``)."""
+    from himnet_fast.evaluation import snippet_targets
 
     num_classes = len(dataset.classlist)
     class_index = {c: j for j, c in enumerate(dataset.classlist)}
     gt = dataset.ground_truth("test")["database"]
-    targets, preds = [], []
-    for out in outputs:
-        annotations = gt.get(out.name, {}).get("annotations", [])
-        targets.append(snippet_targets(annotations, len(out.cas), class_index, num_classes))
-        preds.append(out.cas.argmax(axis=1))
-    return float(snippet_accuracy(preds, targets))
+    return [snippet_targets(gt.get(out.name, {}).get("annotations", []), len(out.cas), class_index, num_classes)
+            for out in outputs]
+
+
+def snippet_accuracy_of(dataset, outputs: Sequence[VideoOutput], targets=None) -> float:
+    """Table 3 "ACC": fraction of snippets whose argmax of S over C+1 is the ground-truth class
+    (background outside ground-truth segments). ``targets``: :func:`snippet_targets_of`, if known."""
+    from himnet_fast.evaluation import snippet_accuracy
+
+    targets = snippet_targets_of(dataset, outputs) if targets is None else targets
+    return float(snippet_accuracy([out.cas.argmax(axis=1) for out in outputs], targets))
+
+
+def ranking_auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(p > n) + P(p = n) / 2 for p drawn from ``positive`` and n from ``negative`` (the area
+    under the ROC curve; ties count half); NaN when either is empty. O((P + N) log N)."""
+    if not len(positive) or not len(negative):
+        return float("nan")
+    negative = np.sort(np.asarray(negative, dtype=np.float64))
+    positive = np.asarray(positive, dtype=np.float64)
+    below = np.searchsorted(negative, positive, side="left")
+    tied = np.searchsorted(negative, positive, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (len(positive) * len(negative)))
+
+
+def attention_separation(outputs: Sequence[VideoOutput], targets: Sequence[np.ndarray], num_classes: int) -> dict:
+    """How the attention A separates the ground-truth action snippets from the background ones,
+    over all the videos' snippets: ``attention_fg`` / ``attention_bg`` (mean A on each),
+    ``attention_bg_above_half`` (share of background snippets with A > 0.5, the middle of the base
+    code's proposal thresholds) and ``attention_auc`` (:func:`ranking_auc` of A, action against
+    background: 1 = every action snippet above every background one, 0.5 = chance)."""
+    a = np.concatenate([out.attention for out in outputs]).astype(np.float64) if outputs else np.zeros(0)
+    t = np.concatenate(targets) if outputs else np.zeros(0, dtype=np.int64)
+    fg, bg = a[t != num_classes], a[t == num_classes]
+    return {"attention_fg": _mean_or_nan(fg), "attention_bg": _mean_or_nan(bg),
+            "attention_bg_above_half": _mean_or_nan(bg > 0.5), "attention_auc": ranking_auc(fg, bg)}
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    return float(x.mean()) if len(x) else float("nan")
 
 
 def gt_classes_only(results: dict, gt: dict) -> dict:
@@ -153,7 +187,9 @@ def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequen
     for lo, hi in result.averages:
         metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))
     metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
-    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs)
+    targets = snippet_targets_of(dataset, outputs)
+    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs, targets)
+    metrics.update(attention_separation(outputs, targets, len(dataset.classlist)))
     metrics["classes_without_detections"] = int((np.asarray(result.num_predictions) == 0).sum())
     metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.r))
     return metrics

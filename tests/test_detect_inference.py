@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from himnet_fast.inference import VideoOutput, absent_class_firing, gt_classes_only, infer_videos
+from himnet_fast.inference import (VideoOutput, absent_class_firing, attention_separation, gt_classes_only,
+                                   infer_videos, ranking_auc)
 from himnet_fast.model import HiMNet
 
 LN2 = math.log(2.0)
@@ -42,6 +43,26 @@ def test_absent_class_firing_takes_the_largest_absent_class():
     # A video holding every class has no absent class and is left out of the mean.
     assert absent_class_firing(outputs, np.array([[1, 1]]), r=10) == {"absent_video_score": 0.0,
                                                                       "absent_snippet_prob": 0.0}
+
+
+def test_ranking_auc_counts_pairs_and_half_ties():
+    # pairs (p, n): (0.9, 0.5) 1, (0.9, 0.1) 1, (0.5, 0.5) 1/2, (0.5, 0.1) 1 -> 3.5 / 4
+    assert ranking_auc(np.array([0.9, 0.5]), np.array([0.5, 0.1])) == 0.875
+    assert ranking_auc(np.array([0.1]), np.array([0.2, 0.3])) == 0.0
+    assert math.isnan(ranking_auc(np.array([0.1]), np.zeros(0)))
+
+
+def test_attention_separation_by_hand():
+    # C = 2 (background target 2). Video 1: A = [0.9, 0.6, 0.7], targets [0, 2, 2];
+    # video 2: A = [0.4, 0.8], targets [1, 2]. Action A: 0.9, 0.4 (mean 0.65);
+    # background A: 0.6, 0.7, 0.8 (mean 0.7, all above 0.5); AUC: 0.9 beats all 3, 0.4 none -> 3/6.
+    outputs = [VideoOutput("a", np.array([0.9, 0.6, 0.7], np.float32), np.zeros((3, 3)), np.zeros((3, 3))),
+               VideoOutput("b", np.array([0.4, 0.8], np.float32), np.zeros((2, 3)), np.zeros((2, 3)))]
+    got = attention_separation(outputs, [np.array([0, 2, 2]), np.array([1, 2])], num_classes=2)
+    assert got["attention_fg"] == pytest.approx(0.65, abs=1e-7)
+    assert got["attention_bg"] == pytest.approx(0.7, abs=1e-7)
+    assert got["attention_bg_above_half"] == 1.0
+    assert got["attention_auc"] == 0.5
 
 
 def test_detections_of_classes_without_ground_truth_are_dropped():

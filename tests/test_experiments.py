@@ -36,6 +36,8 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
         for folder, avg in zip(row["folders"], row["avg"]):
             metrics = json.loads((out / folder / "metrics.json").read_text())
             assert avg == round(metrics["avg_0.1_0.7"], 3) and metrics["iterations"] == 3
+        assert row["attention_auc"] == [round(json.loads((out / f / "metrics.json").read_text())["attention_auc"], 4)
+                                        for f in row["folders"]]
     mil_seed3, full_seed3 = (out / results[0]["folders"][0]), (out / results[1]["folders"][0])
     assert mil_seed3.parent.name.startswith("no-cll-no-scl-no-vcl-") and full_seed3.parent.name.startswith("default-")
     assert json.loads((mil_seed3.parent / "flags.json").read_text())["flags"] == ["--no-cll", "--no-scl", "--no-vcl"]
@@ -51,6 +53,7 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert set(results[1]["grad_norms"]) == {"mil", "cll", "vcl", "scl"}
     assert all(results[1]["grad_norms"][t]["S"] > 0 for t in ("mil", "cll", "scl"))
     assert "Gradient norms of the weighted terms" in table
+    assert "| A on action | A on background | background A > 0.5 | AUC |" in table
 
     stamp = (mil_seed3 / "metrics.json").stat().st_mtime_ns
     full_avg = json.loads((full_seed3 / "metrics.json").read_text())["avg_0.1_0.7"]
