@@ -237,8 +237,8 @@ def collect(planned: Plan, out: Path) -> List[dict]:
             entry["folders"].append(run.folder.relative_to(out).as_posix())
             entry["avg"].append(round(float(metrics[AVG_KEY]), 3))
             entry["acc"].append(round(float(metrics["snippet_accuracy"]), 3))
-            for key in ATTENTION_KEYS:  # absent from runs evaluated before these metrics existed
-                if key in metrics:
+            for key in ATTENTION_KEYS:  # absent in older runs; None without action or background snippets
+                if metrics.get(key) is not None:
                     entry.setdefault(key, []).append(round(float(metrics[key]), 4))
             last = (metrics.get("grad_norms") or [{}])[-1]
             for term, by_input in last.items():

@@ -144,16 +144,15 @@ def attention_separation(outputs: Sequence[VideoOutput], targets: Sequence[np.nd
     over all the videos' snippets: ``attention_fg`` / ``attention_bg`` (mean A on each),
     ``attention_bg_above_half`` (share of background snippets with A > 0.5, the middle of the base
     code's proposal thresholds) and ``attention_auc`` (:func:`ranking_auc` of A, action against
-    background: 1 = every action snippet above every background one, 0.5 = chance)."""
+    background: 1 = every action snippet above every background one, 0.5 = chance). All four are
+    None when the videos have no action snippet or no background one."""
     a = np.concatenate([out.attention for out in outputs]).astype(np.float64) if outputs else np.zeros(0)
     t = np.concatenate(targets) if outputs else np.zeros(0, dtype=np.int64)
     fg, bg = a[t != num_classes], a[t == num_classes]
-    return {"attention_fg": _mean_or_nan(fg), "attention_bg": _mean_or_nan(bg),
-            "attention_bg_above_half": _mean_or_nan(bg > 0.5), "attention_auc": ranking_auc(fg, bg)}
-
-
-def _mean_or_nan(x: np.ndarray) -> float:
-    return float(x.mean()) if len(x) else float("nan")
+    if not len(fg) or not len(bg):  # None, not NaN: metrics.json stays valid JSON
+        return dict.fromkeys(("attention_fg", "attention_bg", "attention_bg_above_half", "attention_auc"))
+    return {"attention_fg": float(fg.mean()), "attention_bg": float(bg.mean()),
+            "attention_bg_above_half": float((bg > 0.5).mean()), "attention_auc": ranking_auc(fg, bg)}
 
 
 def gt_classes_only(results: dict, gt: dict) -> dict:

@@ -63,6 +63,8 @@ def test_attention_separation_by_hand():
     assert got["attention_bg"] == pytest.approx(0.7, abs=1e-7)
     assert got["attention_bg_above_half"] == 1.0
     assert got["attention_auc"] == 0.5
+    no_background = attention_separation(outputs[:1], [np.array([0, 1, 1])], num_classes=2)
+    assert no_background == dict.fromkeys(got)  # all None: nothing to compare against
 
 
 def test_detections_of_classes_without_ground_truth_are_dropped():
