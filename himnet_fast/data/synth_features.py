@@ -18,6 +18,10 @@ Design (what makes the set hard in the way HiM-Net's complementary labels addres
   class signal, which blurs boundaries as real context does.
 * RGB and flow (the two halves of D) weigh components differently: the scene and background
   are mostly in RGB, motion (the class components) leans to flow.
+* Opt-in, ``video_style`` > 0: each (video, class) also draws one direction of its own, added
+  as ``video_style * envelope`` on that class's instances in that video (the same actors, venue
+  and camera within a video, new ones in the next). Off by default; docs/RESULTS.md section 7
+  measures it.
 
 Failure mode: a MIL-only model, whose loss sees each class only through its top-k pooled
 score, learns that s_p means "c or its partner" and never needs to suppress the partner on
