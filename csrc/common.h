@@ -24,12 +24,6 @@ namespace himnet_fast {
 
 HF_HOST_DEVICE inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-inline int64_t pow2_at_least(int64_t n) {
-  int64_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
-
 // exp(x) by a fixed sequence of IEEE double operations (no libm, no FMA), so that
 // numpy (himnet_fast.reference.postprocess.portable_exp), the CPU and the GPU get
 // the same bits: x = k ln2 + r with k = round(x / ln2) (by the 1.5 * 2^52 shift

@@ -26,6 +26,18 @@ int64_t overlap_sweep(const Run& run, SoftNmsWorkspace::Buffers& ws);
 int64_t length_buckets(const Run& run, SoftNmsWorkspace::Buffers& ws);
 int64_t quadratic(const Run& run);
 
+inline int64_t pow2_at_least(int64_t n) {
+  int64_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// With min_score > 0 a score below it never reaches min_score again (a decay keeps a
+// non-negative score non-negative and never raises it; a negative one stays <= 0), so such
+// segments can be dropped for good. With min_score <= 0 a negative score may still rise
+// above min_score and must stay alive (the length buckets run only without pruning).
+inline bool prunes(const NmsParams& params) { return params.min_score > 0.0; }
+
 // Pair lists for n below this, with at most kPairListMaxPairs candidate pairs per segment.
 constexpr int64_t kPairListMaxSize = 2048;
 constexpr int64_t kPairListMaxPairs = 64;
@@ -66,7 +78,7 @@ int64_t soft_nms(const double* starts, const double* ends, const double* scores,
     case SoftNmsAlgorithm::kAuto: break;
   }
   if (n < kPairListMaxSize && list_pairs(run, kPairListMaxPairs * n, ws)) return select_by_pairs(run, ws);
-  if (params.method == kNmsGaussian && params.min_score <= 0.0 && n >= kBucketMinSize) {
+  if (params.method == kNmsGaussian && !prunes(params) && n >= kBucketMinSize) {
     return length_buckets(run, ws);
   }
   return overlap_sweep(run, ws);
@@ -343,7 +355,7 @@ struct BlockTournament {
     return q;
   }
 
-  // What a selection loop that ended on `last` (a pick's kDone or kCancelled) returns.
+  // What a selection loop that ended on `last` (next_selection's kDone or kCancelled) returns.
   static int64_t result(int64_t last, int64_t kept) { return last == kCancelled ? kNmsCancelled : kept; }
 
   // score[q] = updated <= score[q] (branch-free: about half the pair lists' neighbours
@@ -420,7 +432,8 @@ int64_t compact(Buffers& ws, int64_t from, int64_t to, int64_t w) {
 }
 
 // Copies the segments to ws.start / end / score in ws.order; with `prune`, a score below
-// min_score starts dead (see overlap_sweep). start and end are readable up to whole blocks.
+// min_score starts dead (see prunes). start and end are readable up to whole blocks (the
+// padding's values are never used, only read; a reused workspace keeps older ones there).
 void gather_positions(const Run& run, bool prune, Buffers& ws) {
   const int64_t n = run.n, padded = ceil_div(n, kBlock) * kBlock;
   ws.start.resize(padded, INFINITY);
@@ -533,19 +546,19 @@ bool list_pairs(const Run& run, int64_t max_pairs, Buffers& ws) {
 HF_SIMD_CLONES
 int64_t select_by_pairs(const Run& run, Buffers& ws) {
   const NmsParams& params = run.params;
-  const bool prune = params.min_score > 0.0;  // see overlap_sweep
+  const bool prune = prunes(params);
   const bool hard = params.method == kNmsHard;
   const double min_score = params.min_score;  // a local: the byte stores (dirty) would force reloads
   ws.score.resize(run.n);
   for (int64_t i = 0; i < run.n; ++i) ws.score[i] = prune && run.scores[i] < params.min_score ? -INFINITY : run.scores[i];
-  BlockTournament<true> am(ws, run.n);
+  BlockTournament<true> tournament(ws, run.n);
   const int64_t* first = ws.pairs.adj_first.data();
   const int32_t* adj = ws.pairs.adj.data();
   const double* w = ws.pairs.adj_factor.data();
-  const double* score = am.score;
+  const double* score = tournament.score;
   int64_t kept = 0, q;
-  while ((q = am.next_selection(run, kept)) >= 0) {
-    am.lower(q, -INFINITY);
+  while ((q = tournament.next_selection(run, kept)) >= 0) {
+    tournament.lower(q, -INFINITY);
     for (int64_t p = first[q], last = first[q + 1]; p < last; ++p) {
       const int64_t r = adj[p];
       const double old = score[r];
@@ -553,13 +566,13 @@ int64_t select_by_pairs(const Run& run, Buffers& ws) {
       updated = prune && updated < min_score ? -INFINITY : updated;
       updated = old == -INFINITY ? old : updated;  // the dead stay dead (-inf * 0 would be NaN)
       if (updated > old) {  // a raised negative score (rare)
-        am.set(r, updated);
+        tournament.set(r, updated);
       } else {
-        am.lower(r, updated);
+        tournament.lower(r, updated);
       }
     }
   }
-  return am.result(q, kept);
+  return tournament.result(q, kept);
 }
 
 // ----------------------------------------------------------------------------- 2. length buckets
@@ -626,7 +639,7 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
   const NmsParams& params = run.params;
   const double offset = params.offset, sigma = params.sigma;
   int64_t n = run.n, dead = 0;
-  BlockTournament<false> sw(ws, n);
+  BlockTournament<false> tournament(ws, n);
   // Decays keep signs and raise only negative scores: without any, a range is one plain
   // product and its blocks are only marked (N = 10k: 5.5 % slower without it).
   bool negative = false;
@@ -639,11 +652,11 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
   ws.buckets.decay.resize(n + 16);  // the factors of one range (rounded out to whole vectors)
   double* decay = ws.buckets.decay.data();
   int64_t kept = 0, q;
-  while ((q = sw.next_selection(run, kept)) >= 0) {
+  while ((q = tournament.next_selection(run, kept)) >= 0) {
     const double s = ws.start[q], e = ws.end[q];
     ++dead;
     ws.end[q] = -INFINITY;
-    sw.lower(q, -INFINITY);
+    tournament.lower(q, -INFINITY);
     const double lo = s - offset, hi = e + offset;  // overlap needs end >= lo, start <= hi
     const double* start = ws.start.data();
     for (int k = 0; k < buckets; ++k) {
@@ -666,7 +679,7 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
       double* score = ws.score.data();
       if (!negative) {
         for (int64_t p = q0; p < q1; ++p) score[p] *= factor[p];
-        for (int64_t kb = q0 >> kBlockBits; kb <= (q1 - 1) >> kBlockBits; ++kb) sw.decayed(kb, false);
+        for (int64_t kb = q0 >> kBlockBits; kb <= (q1 - 1) >> kBlockBits; ++kb) tournament.decayed(kb, false);
         continue;
       }
       for (int64_t p0 = q0; p0 < q1;) {
@@ -679,7 +692,7 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
           score[p] = updated;
           raised |= updated > old;
         }
-        sw.decayed(kb, raised != 0);
+        tournament.decayed(kb, raised != 0);
         p0 = p1;
       }
     }
@@ -692,11 +705,11 @@ int64_t bucket_sweep_loop(const Run& run, int buckets, Buffers& ws) {
       }
       first[buckets] = n = w;
       dead = 0;
-      sw.reset(ws, n);
+      tournament.reset(ws, n);
       build_grids(ws.start.data(), first, buckets, grids, table);
     }
   }
-  return sw.result(q, kept);
+  return tournament.result(q, kept);
 }
 
 // Sorts by start, then regroups ws.order by length bucket, keeping the start order within
@@ -859,7 +872,7 @@ int64_t sweep_loop(const Run& run, bool prune, Buffers& ws) {
   const double offset = params.offset;
   int64_t n = run.n, dead = 0;
   for (int64_t q = 0; q < n; ++q) dead += ws.end[q] == -INFINITY;
-  BlockTournament<false> sw(ws, n);
+  BlockTournament<false> tournament(ws, n);
   EndTree ends(ws, n);
   std::vector<int64_t>& hits = ws.sweep.hits;
   const auto kill = [&](int64_t q) {
@@ -867,10 +880,10 @@ int64_t sweep_loop(const Run& run, bool prune, Buffers& ws) {
     const double old = ws.end[q];
     ws.end[q] = -INFINITY;
     ends.killed(q, old);
-    sw.lower(q, -INFINITY);
+    tournament.lower(q, -INFINITY);
   };
   int64_t kept = 0, q;
-  while ((q = sw.next_selection(run, kept)) >= 0) {
+  while ((q = tournament.next_selection(run, kept)) >= 0) {
     const double s = ws.start[q], e = ws.end[q];
     kill(q);
     // Superset of the segments with a positive computed intersection (see soft_nms.h):
@@ -899,7 +912,7 @@ int64_t sweep_loop(const Run& run, bool prune, Buffers& ws) {
         if (prune && updated < params.min_score) {
           kill(r);
         } else {
-          sw.set(r, updated);
+          tournament.set(r, updated);
         }
       }
     } else {
@@ -909,27 +922,23 @@ int64_t sweep_loop(const Run& run, bool prune, Buffers& ws) {
         if (!nms_pair_update(params, iou, &updated) || (prune && updated < params.min_score)) {
           kill(r);
         } else {
-          sw.set(r, updated);
+          tournament.set(r, updated);
         }
       }
     }
     if (n >= kCompactMinSize && 3 * dead > n) {  // a third dead
       n = compact(ws, 0, n, 0);
       dead = 0;
-      sw.reset(ws, n);
+      tournament.reset(ws, n);
       ends.reset(ws, n);
     }
   }
-  return sw.result(q, kept);
+  return tournament.result(q, kept);
 }
 
 int64_t overlap_sweep(const Run& run, Buffers& ws) {
   sort_by_start(run.starts, run.n, ws);
-  // With min_score > 0 a score below it never reaches min_score again (a decay keeps
-  // a non-negative score non-negative and never raises it; a negative one stays <= 0),
-  // so such segments can be dropped for good. With min_score <= 0 a negative score
-  // may still rise above min_score and must stay alive.
-  const bool prune = run.params.min_score > 0.0;
+  const bool prune = prunes(run.params);
   gather_positions(run, prune, ws);
   return sweep_loop(run, prune, ws);
 }
