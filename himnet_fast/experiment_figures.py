@@ -25,15 +25,16 @@ def background_uncertainty(folder: Path) -> np.ndarray:
     (p, q) = (a, 1 - b_bg) is the pair of SCL's attention branch (``reference.losses.scl_terms``:
     the attention a is the prediction, the background branch's 1 - b_bg its target); b_bg is the
     softmax of S over the C+1 classes, background column. Background snippets are those that no
-    ground-truth segment covers (``evaluation.snippet_targets``, the snippet clock of the data
-    layer). The model runs on each full-length test video, as at inference.
+    ground-truth segment covers (``data.snippet_labels``, the snippet clock of the data layer).
+    The model runs on each full-length test video, as at inference.
     -> (N,) float64 in (0, 1], the videos' background snippets concatenated.
     """
     import torch
 
     from himnet_fast.checkpoint import load_checkpoint
     from himnet_fast.config import RunConfig, resolve_device, torch_threads
-    from himnet_fast.inference import infer_videos, snippet_targets_of
+    from himnet_fast.data.snippets import snippet_labels
+    from himnet_fast.inference import infer_videos
     from himnet_fast.model import trained_model
     from himnet_fast.reference.losses import uncertainty
     from himnet_fast.run_data import open_dataset
@@ -47,8 +48,8 @@ def background_uncertainty(folder: Path) -> np.ndarray:
         outputs = infer_videos(model, dataset, list(dataset.test_indices), device)
     background_index = len(dataset.classlist)
     values = []
-    for out, targets in zip(outputs, snippet_targets_of(dataset, outputs)):
-        background = targets == background_index
+    for i, out in zip(dataset.test_indices, outputs):
+        background = snippet_labels(dataset, int(i)) == background_index
         a = torch.from_numpy(out.attention[background].astype(np.float64))
         b = torch.from_numpy(out.background[background].astype(np.float64))
         values.append(uncertainty(a, 1.0 - b, cfg.loss.alpha, "self").numpy())

@@ -62,6 +62,7 @@ from tqdm import tqdm
 
 from himnet_fast.experiment_figures import (U_CACHE, cached_background_uncertainty, plot_alpha, plot_kde,
                                             uncertainty_summary)
+from himnet_fast.inference import ATTENTION_KEYS
 from himnet_fast.losses import LOSS_KEYS, LossConfig
 
 
@@ -113,8 +114,6 @@ EXPERIMENTS: Dict[str, List[Row]] = {
     "kde": [Row("with SCL", ()), Row("without SCL", ("--no-scl",))],
 }
 AVG_KEY = "avg_0.1_0.7"
-# inference.attention_separation: how A separates the test action snippets from the background
-ATTENTION_KEYS = ("attention_fg", "attention_bg", "attention_bg_above_half", "attention_auc")
 
 
 def slug(name: str) -> str:
@@ -296,7 +295,8 @@ FIGURES = {"alpha": "alpha.png", "kde": "kde.png"}
 
 def markdown(results: Dict[str, List[dict]], note: str) -> str:
     """results.md: one section per experiment: a table of mean ± sample std over seeds with the
-    per-seed values and the paper's figures, the gradient balance, and for kde the U summary."""
+    per-seed values and the paper's figures, for kde the U summary, the attention metrics (when the
+    runs have them) and the gradient balance."""
     lines = ["# Ablation results", "", note, ""]
     for experiment, table in results.items():
         lines += [f"## {experiment}", "",

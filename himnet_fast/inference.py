@@ -4,7 +4,8 @@
   attention A, raw class activations S and S_hat = S * A (DESIGN.md: literally).
 - :func:`detect`: ``himnet_fast.postprocess.detect_videos`` on (A, S_hat) -> per video rows
   (class, start_s, end_s, score).
-- :func:`evaluate`: mAP per tIoU (official ActivityNet algorithm), snippet accuracy, and how
+- :func:`evaluate`: mAP per tIoU (official ActivityNet algorithm), snippet accuracy, how the
+  attention separates action from background snippets (:func:`attention_separation`), and how
   strongly the network fires on classes absent from a video.
 """
 from __future__ import annotations
@@ -18,8 +19,13 @@ import torch
 from tqdm.auto import tqdm
 
 from himnet_fast.config import RunConfig
+from himnet_fast.data.snippets import snippet_labels
+from himnet_fast.evaluation import snippet_accuracy
 from himnet_fast.ops import postprocess as ops
 from himnet_fast.postprocess import DetectionConfig
+
+# attention_separation's metrics (in metrics.json and the experiments' results)
+ATTENTION_KEYS = ("attention_fg", "attention_bg", "attention_bg_above_half", "attention_auc")
 
 
 @dataclass
@@ -106,27 +112,6 @@ def absent_class_firing(outputs: Sequence[VideoOutput], labels: np.ndarray, r: i
             "absent_snippet_prob": float(np.mean(snippet_max)) if snippet_max else 0.0}
 
 
-def snippet_targets_of(dataset, outputs: Sequence[VideoOutput]) -> list[np.ndarray]:
-    """Per video, (T,) int64 ground-truth class of each snippet, C (background) outside the
-    ground-truth segments (``evaluation.snippet_targets``)."""
-    from himnet_fast.evaluation import snippet_targets
-
-    num_classes = len(dataset.classlist)
-    class_index = {c: j for j, c in enumerate(dataset.classlist)}
-    gt = dataset.ground_truth("test")["database"]
-    return [snippet_targets(gt.get(out.name, {}).get("annotations", []), len(out.cas), class_index, num_classes)
-            for out in outputs]
-
-
-def snippet_accuracy_of(dataset, outputs: Sequence[VideoOutput], targets=None) -> float:
-    """Table 3 "ACC": fraction of snippets whose argmax of S over C+1 is the ground-truth class
-    (background outside ground-truth segments). ``targets``: :func:`snippet_targets_of`, if known."""
-    from himnet_fast.evaluation import snippet_accuracy
-
-    targets = snippet_targets_of(dataset, outputs) if targets is None else targets
-    return float(snippet_accuracy([out.cas.argmax(axis=1) for out in outputs], targets))
-
-
 def ranking_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(p > n) + P(p = n) / 2 for p drawn from ``positive`` and n from ``negative`` (the area
     under the ROC curve; ties count half); NaN when either is empty. O((P + N) log N)."""
@@ -144,15 +129,16 @@ def attention_separation(outputs: Sequence[VideoOutput], targets: Sequence[np.nd
     over all the videos' snippets: ``attention_fg`` / ``attention_bg`` (mean A on each),
     ``attention_bg_above_half`` (share of background snippets with A > 0.5, the middle of the base
     code's proposal thresholds) and ``attention_auc`` (:func:`ranking_auc` of A, action against
-    background: 1 = every action snippet above every background one, 0.5 = chance). All four are
-    None when the videos have no action snippet or no background one."""
+    background: 1 = every action snippet above every background one, 0.5 = chance), the keys of
+    ``ATTENTION_KEYS``. ``targets``: per video (T_i,) class ids, ``num_classes`` = background. All
+    four are None when the videos have no action snippet or no background one."""
     a = np.concatenate([out.attention for out in outputs]).astype(np.float64) if outputs else np.zeros(0)
     t = np.concatenate(targets) if outputs else np.zeros(0, dtype=np.int64)
     fg, bg = a[t != num_classes], a[t == num_classes]
     if not len(fg) or not len(bg):  # None, not NaN: metrics.json stays valid JSON
-        return dict.fromkeys(("attention_fg", "attention_bg", "attention_bg_above_half", "attention_auc"))
-    return {"attention_fg": float(fg.mean()), "attention_bg": float(bg.mean()),
-            "attention_bg_above_half": float((bg > 0.5).mean()), "attention_auc": ranking_auc(fg, bg)}
+        return dict.fromkeys(ATTENTION_KEYS)
+    return dict(zip(ATTENTION_KEYS, (float(fg.mean()), float(bg.mean()), float((bg > 0.5).mean()),
+                                     ranking_auc(fg, bg))))
 
 
 def gt_classes_only(results: dict, gt: dict) -> dict:
@@ -170,9 +156,10 @@ def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequen
              detections: Sequence[np.ndarray], settings: DetectionConfig) -> dict:
     """Metrics of one evaluation on the benchmark protocol ``dataset_name`` (``evaluation.PROTOCOLS``:
     its thresholds and the averaged ranges of the paper's Tables 1 and 2): ``mAP`` (tIoU -> %),
-    ``avg`` (the last range, %), ``avg_<lo>_<hi>`` per range, ``snippet_accuracy`` (%),
-    ``classes_without_detections`` (ground-truth classes never predicted), absent-class firing
-    (:func:`absent_class_firing`)."""
+    ``avg`` (the last range, %), ``avg_<lo>_<hi>`` per range, ``snippet_accuracy`` (%; snippet
+    classes by ``data.snippet_labels``), the attention metrics ``ATTENTION_KEYS``
+    (:func:`attention_separation`), ``classes_without_detections`` (ground-truth classes never
+    predicted), absent-class firing (:func:`absent_class_firing`)."""
     from himnet_fast.evaluation import EvaluationWarning, detection_map
 
     gt = dataset.ground_truth("test")
@@ -186,8 +173,8 @@ def evaluate(dataset, dataset_name: str, indices: Sequence[int], outputs: Sequen
     for lo, hi in result.averages:
         metrics[f"avg_{lo:g}_{hi:g}"] = 100.0 * float(result.average(lo, hi))
     metrics["avg"] = metrics[f"avg_{lo:g}_{hi:g}"]
-    targets = snippet_targets_of(dataset, outputs)
-    metrics["snippet_accuracy"] = 100.0 * snippet_accuracy_of(dataset, outputs, targets)
+    targets = [snippet_labels(dataset, int(i)) for i in indices]
+    metrics["snippet_accuracy"] = 100.0 * float(snippet_accuracy([out.cas.argmax(axis=1) for out in outputs], targets))
     metrics.update(attention_separation(outputs, targets, len(dataset.classlist)))
     metrics["classes_without_detections"] = int((np.asarray(result.num_predictions) == 0).sum())
     metrics.update(absent_class_firing(outputs, dataset.labels[np.asarray(indices)], settings.r))

@@ -95,12 +95,15 @@ class HiMNetCriterion(nn.Module):
 
     forward(A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k: int)
     -> dict over LOSS_KEYS (the terms and "total"): 0-D tensors; the terms are
-    unweighted, a disabled term (or one of weight 0) is reported as 0 and left out of ``total``.
+    unweighted, a disabled term is reported as 0, and a term of weight 0 is left out of ``total``.
+    ``weights``: ``cfg.term_weights()``, built once: for the total, the fused-gradient hint and the
+    trainer's gradient diagnostic (``cfg`` is not changed after construction).
     """
 
     def __init__(self, cfg: LossConfig | None = None):
         super().__init__()
         self.cfg = cfg if cfg is not None else LossConfig()
+        self.weights = self.cfg.term_weights()
 
     def forward(self, A, S, X_hat, labels, k: int, modality_attention=None) -> dict[str, torch.Tensor]:
         """A: (B, T), S: (B, T, C+1), X_hat: (B, T, D), labels: (B, C), k in [1, T] -> dict of 0-D tensors.
@@ -117,8 +120,7 @@ class HiMNetCriterion(nn.Module):
         A, S, X_hat = upcast(A), upcast(S), upcast(X_hat)
         zero = S.new_zeros(())
         out = dict.fromkeys(LOSS_KEYS[:-1], zero)
-        # One list of weights for the total, the fused-gradient hint and the gradient diagnostic.
-        weights = cfg.term_weights()
+        weights = self.weights
         if cfg.use_mil or cfg.use_cll or cfg.use_scl:
             # One fused call gives all three terms; disabled ones are dropped, not recomputed.
             # grad_weights tells the fused kernel how Eq. 11 weighs each term, so it can write
@@ -143,5 +145,5 @@ class HiMNetCriterion(nn.Module):
                 raise ValueError("mutual_weight: needs the modality attentions (a_rgb, a_flow) of "
                                  "HiMNet(X, modality_attention=True)")
             out["mutual"] = modality_mutual_loss(*(upcast(a) for a in modality_attention))
-        out["total"] = sum(w * out[name] for name, w in weights.items())
+        out["total"] = sum((w * out[name] for name, w in weights.items() if w), zero)
         return out

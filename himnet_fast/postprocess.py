@@ -138,7 +138,7 @@ def minmax_attention(a: np.ndarray) -> np.ndarray:
     """(T,) -> (T,): ``a`` rescaled to [0, 1] by its min and max, same dtype; a constant ``a``
     (nothing to rescale) is returned as it is."""
     lo, hi = a.min(), a.max()
-    return a if hi <= lo else ((a - lo) / (hi - lo)).astype(a.dtype, copy=False)
+    return a if hi <= lo else (a - lo) / (hi - lo)
 
 
 def select_video_classes(scores, threshold: float = 0.2):
@@ -177,8 +177,6 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
         raise ValueError(f"detect_videos: got {len(attention)} attention arrays but {len(cas)} cas arrays")
     att = [_as_numpy("attention", i, a, 1) for i, a in enumerate(attention)]
     xs = [_as_numpy("cas", i, x, 2) for i, x in enumerate(cas)]
-    if cfg.attention_norm == "minmax":  # before any backend, so that every backend cuts the same A
-        att = [minmax_attention(a) if a.size else a for a in att]
     V = len(att)
     if V == 0:
         return []
@@ -187,6 +185,8 @@ def detect_videos(attention, cas, cfg: DetectionConfig | None = None, backend: s
         if x.shape[0] != a.shape[0] or x.shape[1] != K or x.shape[0] < 1:
             raise ValueError(f"detect_videos: cas[{i}] must be (T, K={K}) with T = len(attention[{i}]) = "
                              f"{a.shape[0]} >= 1, got {x.shape}")
+    if cfg.attention_norm == "minmax":  # before any backend, so that every backend cuts the same A
+        att = [minmax_attention(a) for a in att]
     dtype = np.float64 if any(a.dtype == np.float64 for a in att + xs) else np.float32
     offsets = np.zeros(V + 1, dtype=np.int64)
     np.cumsum([a.shape[0] for a in att], out=offsets[1:])

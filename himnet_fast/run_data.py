@@ -44,11 +44,8 @@ def generator_fingerprint() -> str:
 
 def synthetic_params(cfg: DataConfig) -> dict:
     """The generator parameters that define a synthetic set (and its cache key)."""
-    params = {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
-              "generator": generator_fingerprint()}
-    if cfg.synth_video_style:  # absent at 0, so the default set keeps its cache key
-        params["video_style"] = cfg.synth_video_style
-    return params
+    return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
+            "video_style": cfg.synth_video_style, "generator": generator_fingerprint()}
 
 
 def synthetic_folder(cfg: DataConfig) -> Path:

@@ -1,7 +1,7 @@
 """Command line of the synthetic generator (the work is done by ``himnet_fast.data.synth_writer``).
 
     python -m himnet_fast.synthesize --like thumos14 --out DIR [--annotations DIR]
-        [--dim D] [--seed S] [--videos N] [--layout packed|per_video] [--quiet]
+        [--dim D] [--seed S] [--videos N] [--layout packed|per_video] [--video-style X] [--quiet]
 
 In Python use ``from himnet_fast.data import synthesize`` (the function).
 """

@@ -108,7 +108,7 @@ class Trainer:
     def _term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor) -> dict:
         """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|}} for each term in the total (weight w != 0)."""
         norms = {}
-        for name, w in self.criterion.cfg.term_weights().items():
+        for name, w in self.criterion.weights.items():
             if w and terms[name].requires_grad:
                 gA, gS = torch.autograd.grad(w * terms[name], (A, S), retain_graph=True, allow_unused=True)
                 norms[name] = {key: 0.0 if g is None else float(g.norm()) for key, g in (("A", gA), ("S", gS))}
