@@ -47,9 +47,10 @@ def kernel_device() -> torch.device:
 
 # A tiny synthetic THUMOS14-like set and model for end-to-end runs of the train CLI: a few
 # seconds per run on two cores.
-TINY_TRAIN = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
-              "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2", "--timelines", "1", "--no-progress",
-              "--threads", "1"]
+# TINY_SET_MODEL: the set, model and clip; TINY_TRAIN adds the train CLI's run-only flags.
+TINY_SET_MODEL = ["--synth-videos", "120", "--synth-dim", "32", "--hidden-dim", "32", "--attention-dim", "16",
+                  "--clip-len", "96", "--batch-size", "8", "--num-pairs", "2"]
+TINY_TRAIN = TINY_SET_MODEL + ["--timelines", "1", "--no-progress", "--threads", "1"]
 
 
 @pytest.fixture(scope="session")

@@ -171,16 +171,17 @@ def test_context_snippets_carry_weak_class_signal(structure):
 
 def test_video_style_is_one_look_per_video_and_class():
     """video_style adds, on a class's instances only, ``video_style * envelope * w`` with one
-    direction w per (video, class): shared by the instances of a video, new in each video. Every
-    other draw is the one of video_style = 0, so features away from the instances are equal."""
-    seg = np.array([[20.0, 40.0], [100.0, 120.0]])
+    direction w per (video, class): shared by the instances of a class in a video, new for
+    another class or another video. Every other draw is the one of video_style = 0, so features
+    away from the instances are equal."""
+    seg = np.array([[20.0, 40.0], [100.0, 120.0], [150.0, 170.0]])  # A, A, then B
     ann = Annotations(
         names=["v1", "v2"], subsets=["validation"] * 2, classlist=["A", "B"], durations=np.array([200.0, 200.0]),
-        segments=[seg, seg], segment_labels=[np.array([0, 0]), np.array([0, 0])],
-        video_labels=np.array([[1, 0], [1, 0]], np.float32))
+        segments=[seg, seg], segment_labels=[np.array([0, 0, 1]), np.array([0, 0, 1])],
+        video_labels=np.array([[1, 1], [1, 1]], np.float32))
     plain, styled = FeatureModel(dim=D, paired_fraction=0.0), FeatureModel(dim=D, paired_fraction=0.0, video_style=3.0)
     comps = make_components(ann, plain, seed=0)
-    looks = []
+    looks = []  # per video: the look at the middle of each instance
     for i in range(2):
         delta = (render_video(ann, i, comps, styled, seed=0) - render_video(ann, i, comps, plain, seed=0)).astype(np.float64)
         start, end = segment_snippets(seg, len(delta))
@@ -189,9 +190,10 @@ def test_video_style_is_one_look_per_video_and_class():
         looks.append([_unit(delta[(a + b) // 2]) for a, b in zip(start, end)])
         # at an instance's middle the envelope is ~1: |delta| = 3 * |w| = 3 * 0.982
         assert np.linalg.norm(delta[(start[0] + end[0]) // 2]) == pytest.approx(3.0 * 0.982, rel=0.02)
-    assert looks[0][0] @ looks[0][1] == pytest.approx(1.0, abs=1e-5)  # one look within a video
-    assert looks[1][0] @ looks[1][1] == pytest.approx(1.0, abs=1e-5)
-    assert abs(looks[0][0] @ looks[1][0]) < 0.15  # independent looks across videos (D = 2048)
+    for v in looks:
+        assert v[0] @ v[1] == pytest.approx(1.0, abs=1e-5)  # one look of A within a video
+        assert abs(v[0] @ v[2]) < 0.15  # B's look in the same video is another (D = 2048)
+    assert abs(looks[0][0] @ looks[1][0]) < 0.15  # independent looks of A across videos
 
 
 def test_feature_model_rejects_a_negative_video_style():

@@ -10,9 +10,7 @@ import pytest
 from himnet_fast.experiment_figures import U_CACHE, gaussian_kde, scott_bandwidth
 from himnet_fast.experiments import EXPERIMENTS, canonical, main
 
-from conftest import TINY_TRAIN
-
-TINY = TINY_TRAIN[:14]  # the tiny set and model, without the CLI-only flags
+from conftest import TINY_SET_MODEL as TINY
 
 
 def test_table3_rows_follow_the_paper():
@@ -23,10 +21,10 @@ def test_table3_rows_follow_the_paper():
     assert rows[3].flags == () and set(rows[0].flags) == {"--no-cll", "--no-vcl", "--no-scl"}
 
 
-def test_runner_end_to_end_and_resume(tmp_path, capsys):
+def test_runner_end_to_end_and_resume(tmp_path, tiny_cache, capsys):
     out = tmp_path / "exp"
     argv = ["table3", "--seeds", "2", "--seed0", "3", "--iters", "3", "--jobs", "2", "--out", str(out),
-            "--rows", "MIL", "Full", "--", *TINY, "--cache-dir", str(tmp_path / "cache")]
+            "--rows", "MIL", "Full", "--", *TINY, "--cache-dir", str(tiny_cache)]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())["table3"]
     assert [r["name"] for r in results] == ["MIL", "Full"]
@@ -64,9 +62,9 @@ def test_runner_end_to_end_and_resume(tmp_path, capsys):
     assert json.loads((full_seed3 / "metrics.json").read_text())["avg_0.1_0.7"] == full_avg
 
 
-def test_failed_run_is_named(tmp_path, capsys):
+def test_failed_run_is_named(tmp_path, tiny_cache, capsys):
     argv = ["table3", "--seeds", "1", "--iters", "1", "--jobs", "1", "--out", str(tmp_path / "exp"),
-            "--rows", "MIL", "--", *TINY, "--cache-dir", str(tmp_path / "cache"), "--lr", "-1"]
+            "--rows", "MIL", "--", *TINY, "--cache-dir", str(tiny_cache), "--lr", "-1"]
     assert main(argv) == 1
     assert "FAILED table3 / MIL / seed 0" in capsys.readouterr().err
 
@@ -112,11 +110,11 @@ ALL_ROWS = ["Full", "MIL+CLL+VCL", "SCL, U(p||q) (self)", "L_ml", "alpha=0.5", "
 
 
 @pytest.fixture(scope="module")
-def all_out(tmp_path_factory):
+def all_out(tmp_path_factory, tiny_cache):
     tmp = tmp_path_factory.mktemp("all")
     out = tmp / "exp"
     argv = ["all", "--seeds", "1", "--iters", "2", "--jobs", "2", "--out", str(out), "--rows", *ALL_ROWS,
-            "--", *TINY, "--cache-dir", str(tmp / "cache")]
+            "--", *TINY, "--cache-dir", str(tiny_cache)]
     assert main(argv) == 0
     return out, argv, json.loads((out / "results.json").read_text())
 

@@ -78,6 +78,7 @@ def test_overrides_only_touch_what_was_typed():
     (["--dropout", "1.0"], "--dropout"),
     (["--synth-video-style", "-1"], "--synth-video-style"),
     (["--synth-video-style", "nan"], "--synth-video-style"),
+    (["--attention-norm", "zscore"], "attention_norm must be one of"),
     (["--preset", "thumos14"], "--data-root: the thumos14 preset trains on real features"),
 ])
 def test_bad_values_raise_one_clear_error(argv, option):
