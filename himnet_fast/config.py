@@ -61,13 +61,30 @@ class DataConfig:
     num_pairs: int = 3                 # same-class pairs at positions (0,1), (2,3), ...
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass
 class OptimConfig:
-    """Adam, as in the paper."""
+    """Adam, as in the paper (a constant learning rate). ``lr_schedule="cosine"`` anneals the
+    rate from ``lr`` at the first step to ``lr_final`` at the last (:func:`learning_rate`)."""
 
     iters: int = 10_000
     lr: float = 3e-5
     weight_decay: float = 1e-3
+    lr_schedule: str = "constant"      # constant | cosine
+    lr_final: float = 3e-5             # the cosine schedule's last rate (the paper's constant one)
+
+
+def learning_rate(optim: OptimConfig, step: int) -> float:
+    """The rate of step ``step`` (0-based) of ``optim.iters``: ``lr`` when constant; with cosine,
+    lr_final + (lr - lr_final) * (1 + cos(pi * step / (iters - 1))) / 2, so step 0 takes ``lr`` and
+    the last step ``lr_final``. A function of the step alone, so a resumed run follows the same
+    schedule (for the same ``--iters``)."""
+    if optim.lr_schedule == "constant" or optim.iters <= 1:
+        return optim.lr
+    progress = min(step, optim.iters - 1) / (optim.iters - 1)
+    return optim.lr_final + (optim.lr - optim.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -150,6 +167,10 @@ class RunConfig:
             _check(0.0 <= p < 1.0, option, f"must lie in [0, 1), got {p}")
         _check(self.optim.lr > 0, "lr", f"must be > 0, got {self.optim.lr}")
         _check(self.optim.weight_decay >= 0, "weight-decay", f"must be >= 0, got {self.optim.weight_decay}")
+        _check(self.optim.lr_schedule in LR_SCHEDULES, "lr-schedule",
+               f"must be one of {LR_SCHEDULES}, got {self.optim.lr_schedule!r}")
+        _check(math.isfinite(self.optim.lr_final) and self.optim.lr_final > 0, "lr-final",
+               f"must be a finite number > 0, got {self.optim.lr_final}")
         _check(self.model.gate in GATES, "gate", f"must be one of {GATES}, got {self.model.gate!r}")
         _check(self.model.init in INITS, "init", f"must be one of {INITS}, got {self.model.init!r}")
         loss = self.loss

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
-from himnet_fast.config import RunConfig, resolve_device
+from himnet_fast.config import RunConfig, learning_rate, resolve_device
 from himnet_fast.distributed import World, average_gradients, broadcast_parameters, gather_objects, rank_device
 from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
 from himnet_fast.model import build_model, check_checkpoint_data
@@ -89,6 +89,8 @@ class Trainer:
         if diagnose:
             self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.cfg.optim, self.iteration)
         terms["total"].backward()
         stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
         stacked = average_gradients(list(self.model.parameters()), stacked, self.world)

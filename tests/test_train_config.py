@@ -15,7 +15,8 @@ import torch
 
 from himnet_fast.checkpoint import (CheckpointWarning, load_checkpoint, rng_state, save_checkpoint, seed_everything,
                                     set_rng_state)
-from himnet_fast.config import RunConfig, add_config_arguments, apply_overrides, preset, run_cli
+from himnet_fast.config import (OptimConfig, RunConfig, add_config_arguments, apply_overrides, learning_rate, preset,
+                                run_cli)
 from himnet_fast.train import main, parse_config, table_row
 
 
@@ -76,6 +77,8 @@ def test_overrides_only_touch_what_was_typed():
     (["--batch-size", "4", "--num-pairs", "3"], "--num-pairs"),
     (["--device", "tpu"], "--device"),
     (["--dropout", "1.0"], "--dropout"),
+    (["--lr-schedule", "step"], "--lr-schedule"),
+    (["--lr-final", "0"], "--lr-final"),
     (["--synth-video-style", "-1"], "--synth-video-style"),
     (["--synth-video-style", "nan"], "--synth-video-style"),
     (["--attention-norm", "zscore"], "attention_norm must be one of"),
@@ -84,6 +87,17 @@ def test_overrides_only_touch_what_was_typed():
 def test_bad_values_raise_one_clear_error(argv, option):
     with pytest.raises(ValueError, match=option):
         parse_config(argv)
+
+
+def test_learning_rate_schedules_by_hand():
+    constant = OptimConfig(iters=5, lr=1e-3)
+    assert [learning_rate(constant, step) for step in range(5)] == [1e-3] * 5
+    cosine = OptimConfig(iters=5, lr=1e-3, lr_schedule="cosine", lr_final=3e-5)
+    # lr_final + (lr - lr_final) (1 + cos(pi step / 4)) / 2: 1e-3, 8.58e-4, 5.15e-4, 1.72e-4, 3e-5
+    expected = [1e-3, 3e-5 + 9.7e-4 * (1 + 0.5 ** 0.5) / 2, 5.15e-4, 3e-5 + 9.7e-4 * (1 - 0.5 ** 0.5) / 2, 3e-5]
+    assert [learning_rate(cosine, step) for step in range(5)] == pytest.approx(expected, rel=1e-12)
+    assert learning_rate(cosine, 7) == pytest.approx(3e-5)  # past the end (a longer resume): the last rate
+    assert learning_rate(OptimConfig(iters=1, lr=1e-3, lr_schedule="cosine"), 0) == 1e-3
 
 
 def test_cli_prints_one_line_error_and_exit_status_2(capsys):

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.run_data import DatasetError
-from himnet_fast.train import main
+from himnet_fast.config import torch_threads
+from himnet_fast.run_data import DatasetError, open_dataset
+from himnet_fast.train import main, parse_config
+from himnet_fast.trainer import Trainer
 
 from conftest import TINY_TRAIN as TINY
 
@@ -60,6 +62,28 @@ def test_resume_continues_bit_exactly(tiny_args, tmp_path):
         assert torch.equal(value, resumed["model"][key]), key
     assert resumed["history"] == straight["history"]  # every logged loss, to the bit
     assert [e["avg"] for e in resumed["evaluations"]] == [e["avg"] for e in straight["evaluations"]]
+
+
+def test_cosine_schedule_anneals_and_resumes_bit_exactly(tiny_args, tmp_path):
+    # The rate is a function of the step and --iters, so a run stopped at step 4 of 8 and
+    # resumed follows the same schedule as one that ran straight through.
+    cfg = parse_config(tiny_args(tmp_path, "--iters", "8", "--lr-schedule", "cosine", "--lr", "1e-3",
+                                 "--lr-final", "1e-4")).cfg
+    with torch_threads(1):
+        dataset = open_dataset(cfg, log=lambda msg: None)
+        straight = Trainer(cfg, dataset)
+        rates = []
+        straight.fit(8, on_step=lambda tr, terms, seconds: rates.append(tr.optimizer.param_groups[0]["lr"]))
+        split = Trainer(cfg, dataset)
+        split.fit(4)
+        state = split.state_dict()  # before the next Trainer reseeds the global generators it records
+        resumed = Trainer(cfg, dataset)
+        resumed.load_state_dict(state)
+        resumed.fit(8)
+    assert rates[0] == 1e-3 and rates[-1] == pytest.approx(1e-4) and rates == sorted(rates, reverse=True)
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert resumed.history == straight.history
 
 
 def _copy(src: Path, dst: Path) -> Path:
