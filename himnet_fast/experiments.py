@@ -37,11 +37,13 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
   averaged over tIoU 0.1:0.7, %) and ``acc`` (``snippet_accuracy`` of metrics.json: the argmax of
   S over C+1 against the ground-truth class, %; the only snippet metric runs record, so Table 4
   shows it in place of the paper's foreground/background accuracy), ``paper_avg`` / ``paper_acc``,
-  ``grad_norms``; alpha rows add ``alpha``, kde rows the per-seed lists ``u_mean`` and ``u_above_half``;
+  ``grad_norms``, ``curve`` (per evaluation during training: ``iteration`` and the per-seed ``avg``);
+  alpha rows add ``alpha``, kde rows the per-seed lists ``u_mean`` and ``u_above_half``;
 - ``results.md``: per experiment, a Markdown table of mean ± std with the per-seed values and
   the paper's figures beside them, and the gradient balance: the norm of each weighted loss
   term's gradient on A and on S at the last evaluation (``Trainer.step(diagnose=True)``),
-  mean over seeds (``grad_norms`` in results.json); the kde section adds the U summary;
+  mean over seeds (``grad_norms`` in results.json); the kde section adds the U summary; runs
+  evaluated more than once (``-- --eval-every N``) add the AVG at each evaluation, per row;
 - ``alpha.png``, ``kde.png``: Fig. 6 and Fig. 7 (``experiment_figures``).
 """
 from __future__ import annotations
@@ -230,6 +232,7 @@ def collect(planned: Plan, out: Path) -> List[dict]:
         if row.alpha is not None:
             entry["alpha"] = row.alpha
         norms: Dict[str, Dict[str, List[float]]] = {}
+        curve: Dict[int, List[float]] = {}
         for run in finished(runs):
             metrics = json.loads(run.metrics_path.read_text())
             entry["seeds"].append(run.seed)
@@ -239,6 +242,8 @@ def collect(planned: Plan, out: Path) -> List[dict]:
             for key in ATTENTION_KEYS:  # absent in older runs; None without action or background snippets
                 if metrics.get(key) is not None:
                     entry.setdefault(key, []).append(round(float(metrics[key]), 4))
+            for evaluation in metrics.get("evaluations", []):
+                curve.setdefault(int(evaluation["iteration"]), []).append(round(float(evaluation[AVG_KEY]), 3))
             last = (metrics.get("grad_norms") or [{}])[-1]
             for term, by_input in last.items():
                 if term != "iteration":
@@ -246,6 +251,7 @@ def collect(planned: Plan, out: Path) -> List[dict]:
                         norms.setdefault(term, {}).setdefault(key, []).append(value)
         entry["grad_norms"] = {term: {key: statistics.mean(v) for key, v in by_input.items()}
                                for term, by_input in norms.items()}
+        entry["curve"] = [{"iteration": it, "avg": values} for it, values in sorted(curve.items())]
         table.append(entry)
     return table
 
@@ -323,6 +329,7 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
             for e in table:
                 lines.append(f"| {e['name']} | " + " | ".join(_mean_std(e.get(key, []), 3) for key in ATTENTION_KEYS) + " |")
             lines.append("")
+        lines += _curve_table(table)
         terms = [t for t in LOSS_KEYS if t != "total" and any(t in e.get("grad_norms", {}) for e in table)]
         if terms:
             lines += ["Gradient norms of the weighted terms on A / on S at the last evaluation (mean over seeds):", "",
@@ -333,6 +340,20 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
                 lines.append(f"| {e['name']} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def _curve_table(table: List[dict]) -> List[str]:
+    """results.md's "AVG over training" table (rows of the experiment as columns, one line per
+    evaluation, mean ± std over the seeds evaluated there), when the runs evaluated more than once."""
+    curves = {e["name"]: {p["iteration"]: p["avg"] for p in e.get("curve", [])} for e in table}
+    iterations = sorted({it for curve in curves.values() for it in curve})
+    if len(iterations) < 2:
+        return []
+    lines = ["AVG 0.1:0.7 at each evaluation during training (mean ± std over seeds; `--eval-every`):", "",
+             "| iteration | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
+    for it in iterations:
+        lines.append(f"| {it} | " + " | ".join(_mean_std(curve.get(it, [])) for curve in curves.values()) + " |")
+    return lines + [""]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ def test_table3_rows_follow_the_paper():
 def test_runner_end_to_end_and_resume(tmp_path, tiny_cache, capsys):
     out = tmp_path / "exp"
     argv = ["table3", "--seeds", "2", "--seed0", "3", "--iters", "3", "--jobs", "2", "--out", str(out),
-            "--rows", "MIL", "Full", "--", *TINY, "--cache-dir", str(tiny_cache)]
+            "--rows", "MIL", "Full", "--", *TINY, "--cache-dir", str(tiny_cache), "--eval-every", "2"]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())["table3"]
     assert [r["name"] for r in results] == ["MIL", "Full"]
@@ -34,6 +34,9 @@ def test_runner_end_to_end_and_resume(tmp_path, tiny_cache, capsys):
         for folder, avg in zip(row["folders"], row["avg"]):
             metrics = json.loads((out / folder / "metrics.json").read_text())
             assert avg == round(metrics["avg_0.1_0.7"], 3) and metrics["iterations"] == 3
+        # Evaluated at iterations 2 and 3: the curve holds both, the last equal to the final AVG.
+        assert [point["iteration"] for point in row["curve"]] == [2, 3] and row["curve"][-1]["avg"] == row["avg"]
+        assert all(len(point["avg"]) == 2 for point in row["curve"])
         assert row["attention_auc"] == [round(json.loads((out / f / "metrics.json").read_text())["attention_auc"], 4)
                                         for f in row["folders"]]
     mil_seed3, full_seed3 = (out / results[0]["folders"][0]), (out / results[1]["folders"][0])
@@ -52,6 +55,7 @@ def test_runner_end_to_end_and_resume(tmp_path, tiny_cache, capsys):
     assert all(results[1]["grad_norms"][t]["S"] > 0 for t in ("mil", "cll", "scl"))
     assert "Gradient norms of the weighted terms" in table
     assert "| A on action | A on background | background A > 0.5 | AUC |" in table
+    assert "| iteration | MIL | Full |" in table and "\n| 2 | " in table and "\n| 3 | " in table
 
     stamp = (mil_seed3 / "metrics.json").stat().st_mtime_ns
     full_avg = json.loads((full_seed3 / "metrics.json").read_text())["avg_0.1_0.7"]
