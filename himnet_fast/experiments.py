@@ -242,8 +242,10 @@ def collect(planned: Plan, out: Path) -> List[dict]:
             for key in ATTENTION_KEYS:  # absent in older runs; None without action or background snippets
                 if metrics.get(key) is not None:
                     entry.setdefault(key, []).append(round(float(metrics[key]), 4))
-            for evaluation in metrics.get("evaluations", []):
-                curve.setdefault(int(evaluation["iteration"]), []).append(round(float(evaluation[AVG_KEY]), 3))
+            for evaluation in metrics.get("evaluations", []):  # older runs may lack the key
+                if AVG_KEY in evaluation:
+                    curve.setdefault(int(evaluation["iteration"]), []).append(
+                        round(float(evaluation[AVG_KEY]), 3))
             last = (metrics.get("grad_norms") or [{}])[-1]
             for term, by_input in last.items():
                 if term != "iteration":

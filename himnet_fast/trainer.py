@@ -89,7 +89,7 @@ class Trainer:
         if diagnose:
             self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)
-        for group in self.optimizer.param_groups:
+        for group in self.optimizer.param_groups:  # from the step number: a resumed run follows the schedule
             group["lr"] = learning_rate(self.cfg.optim, self.iteration)
         terms["total"].backward()
         stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
