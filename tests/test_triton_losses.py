@@ -15,7 +15,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from test_triton_topk import assert_grads_close, topk_sizes
+from kernel_checks import assert_grads_close, topk_sizes
 
 from himnet_fast import ops
 from himnet_fast.reference import losses as R
