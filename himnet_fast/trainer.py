@@ -89,11 +89,11 @@ class Trainer:
         if diagnose:
             self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
         self.optimizer.zero_grad(set_to_none=True)
-        for group in self.optimizer.param_groups:  # from the step number: a resumed run follows the schedule
-            group["lr"] = learning_rate(self.cfg.optim, self.iteration)
         terms["total"].backward()
         stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
         stacked = average_gradients(list(self.model.parameters()), stacked, self.world)
+        for group in self.optimizer.param_groups:  # from the step number: a resumed run follows the schedule
+            group["lr"] = learning_rate(self.cfg.optim, self.iteration)
         self.optimizer.step()
         self.iteration += 1
         if self._prefetch:  # CPU work of the next batch while the GPU runs this step's kernels
