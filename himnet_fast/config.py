@@ -55,6 +55,7 @@ class DataConfig:
     synth_seed: int = 0                # generator seed (part of the cache key)
     synth_videos: Optional[int] = None # number of synthetic videos (None: the benchmark's count)
     synth_video_style: float = 0.0     # FeatureModel.video_style: each video's own look of its classes
+    synth_rectified: bool = False      # FeatureModel.rectified: features clipped at 0, as real I3D ones are
     clip_len: int = 560                # T: snippets per training clip (uniform sampling)
     topk_r: int = 7                    # k = max(1, T // r) for Eq. 1 in training
     batch_size: int = 10               # videos per batch

@@ -45,7 +45,7 @@ def generator_fingerprint() -> str:
 def synthetic_params(cfg: DataConfig) -> dict:
     """The generator parameters that define a synthetic set (and its cache key)."""
     return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
-            "video_style": cfg.synth_video_style, "generator": generator_fingerprint()}
+            "video_style": cfg.synth_video_style, "rectified": cfg.synth_rectified, "generator": generator_fingerprint()}
 
 
 def synthetic_folder(cfg: DataConfig) -> Path:
@@ -68,7 +68,7 @@ def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print, progre
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         synthesize(tmp, like=cfg.dataset, dim=cfg.synth_dim, seed=cfg.synth_seed, videos=cfg.synth_videos,
-                   model=FeatureModel(video_style=cfg.synth_video_style), progress=progress)
+                   model=FeatureModel(video_style=cfg.synth_video_style, rectified=cfg.synth_rectified), progress=progress)
         # Written last: its presence marks a complete set.
         (tmp / "params.json").write_text(json.dumps(synthetic_params(cfg), indent=1))
         try:

@@ -1,7 +1,7 @@
 """Command line of the synthetic generator (the work is done by ``himnet_fast.data.synth_writer``).
 
     python -m himnet_fast.synthesize --like thumos14 --out DIR [--annotations DIR]
-        [--dim D] [--seed S] [--videos N] [--layout packed|per_video] [--video-style X] [--quiet]
+        [--dim D] [--seed S] [--videos N] [--layout packed|per_video] [--video-style X] [--rectified] [--quiet]
 
 In Python use ``from himnet_fast.data import synthesize`` (the function).
 """
@@ -29,12 +29,14 @@ def main(argv=None) -> int:
     parser.add_argument("--layout", choices=("packed", "per_video"), default="packed")
     parser.add_argument("--video-style", type=float, default=0.0,
                         help="each video's own look of its classes, as an SNR (FeatureModel.video_style; default 0)")
+    parser.add_argument("--rectified", action="store_true",
+                        help="clip every value at 0, as I3D's post-ReLU pooled features are (FeatureModel.rectified)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
         out = synthesize(args.out, args.like, args.annotations, args.dim, args.seed, args.videos, args.layout,
-                         model=FeatureModel(video_style=args.video_style), progress=not args.quiet)
+                         model=FeatureModel(video_style=args.video_style, rectified=args.rectified), progress=not args.quiet)
     except ValueError as exc:  # DataFormatError included: name the file and the problem, no traceback
         parser.error(str(exc))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

@@ -239,3 +239,31 @@ def test_annotation_mode_subsample(tmp_path, shared_data):
     ds = load_dataset(root)
     assert len(ds.train_indices) == 5 and len(ds.test_indices) == 5  # first 5 of each split
     assert ds.names[0] == "video_validation_0000051" and ds.names[5] == "video_test_0000004"
+
+
+def test_rectified_features_are_the_signed_ones_clipped_at_zero():
+    """rectified clips each value at 0 (I3D's features are post-ReLU pooled, so >= 0) and draws
+    nothing, so every positive value is the one of the signed set and every negative one is 0."""
+    ann = Annotations(
+        names=["v1"], subsets=["validation"], classlist=["A", "B"], durations=np.array([60.0]),
+        segments=[np.array([[10.0, 20.0]])], segment_labels=[np.array([1])], video_labels=np.array([[0, 1]], np.float32))
+    signed, rectified = FeatureModel(dim=D), FeatureModel(dim=D, rectified=True)
+    comps = make_components(ann, signed, seed=0)
+    x = render_video(ann, 0, comps, signed, seed=0)
+    r = render_video(ann, 0, comps, rectified, seed=0)
+    assert (x < 0).mean() > 0.3  # the signed set has many negative values to clip
+    np.testing.assert_array_equal(r, np.where(x > 0, x, 0.0).astype(np.float32))
+
+
+def test_each_generator_option_has_its_own_cached_set():
+    """The synthetic cache key holds every FeatureModel option that DataConfig sets, so a run
+    with another option never reads a set generated without it."""
+    from dataclasses import replace
+
+    from himnet_fast.config import DataConfig
+    from himnet_fast.run_data import synthetic_folder
+
+    base = DataConfig(cache_dir="/nonexistent")
+    options = ({}, {"synth_rectified": True}, {"synth_video_style": 2.5}, {"synth_seed": 1})
+    folders = [synthetic_folder(replace(base, **option)) for option in options]
+    assert len(set(folders)) == len(options), folders

@@ -22,6 +22,10 @@ Design (what makes the set hard in the way HiM-Net's complementary labels addres
   as ``video_style * envelope`` on that class's instances in that video (the same actors, venue
   and camera within a video, new ones in the next). Off by default; docs/RESULTS.md section 7
   measures it.
+* Opt-in, ``rectified``: every value clipped at 0 after everything else is drawn. I3D's
+  features are the average-pooled outputs of ReLU units (its Mixed_5c block), so every
+  dimension of a real THUMOS14 feature is >= 0; the default features are signed. Off by
+  default; docs/RESULTS.md section 9 measures it.
 
 Failure mode: a MIL-only model, whose loss sees each class only through its top-k pooled
 score, learns that s_p means "c or its partner" and never needs to suppress the partner on
@@ -70,6 +74,7 @@ class FeatureModel:
     drift_snippets: int = 16                  # smoothing window of the background drift
     paired_fraction: float = 0.7
     video_style: float = 0.0                  # a video's own look of each of its classes (0: none)
+    rectified: bool = False                   # clip at 0, as I3D's post-ReLU pooled features are
     rgb_weights: Tuple[float, float] = (0.7, 1.2)   # (action, scene/background) weight in RGB
     flow_weights: Tuple[float, float] = (1.2, 0.5)  # the same in flow
 
@@ -211,6 +216,8 @@ def render_video(annotations: Annotations, i: int, comps: Components, model: Fea
     if model.video_style > 0:  # drawn last, so that video_style = 0 leaves every other draw as it was
         style = _unit_rows(rng, len(classes), model.dim, (model.rgb_weights[0], model.flow_weights[0]))
         x += np.einsum("tm,md->td", (model.video_style * style_env).astype(np.float32), style, optimize=False)
+    if model.rectified:  # no draw: the rest of the video is the one of rectified = False
+        np.maximum(x, 0.0, out=x)
     return x
 
 
