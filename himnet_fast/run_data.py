@@ -42,10 +42,16 @@ def generator_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+def feature_options(cfg: DataConfig) -> dict:
+    """The ``FeatureModel`` fields that ``cfg`` sets (the rest keep their defaults): one list for the
+    generator's call and for the cache key, so an option cannot reach one and miss the other."""
+    return {"video_style": cfg.synth_video_style, "rectified": cfg.synth_rectified}
+
+
 def synthetic_params(cfg: DataConfig) -> dict:
     """The generator parameters that define a synthetic set (and its cache key)."""
     return {"like": cfg.dataset, "dim": cfg.synth_dim, "seed": cfg.synth_seed, "videos": cfg.synth_videos,
-            "video_style": cfg.synth_video_style, "rectified": cfg.synth_rectified, "generator": generator_fingerprint()}
+            **feature_options(cfg), "generator": generator_fingerprint()}
 
 
 def synthetic_folder(cfg: DataConfig) -> Path:
@@ -68,7 +74,7 @@ def ensure_synthetic(cfg: DataConfig, log: Callable[[str], None] = print, progre
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         synthesize(tmp, like=cfg.dataset, dim=cfg.synth_dim, seed=cfg.synth_seed, videos=cfg.synth_videos,
-                   model=FeatureModel(video_style=cfg.synth_video_style, rectified=cfg.synth_rectified), progress=progress)
+                   model=FeatureModel(**feature_options(cfg)), progress=progress)
         # Written last: its presence marks a complete set.
         (tmp / "params.json").write_text(json.dumps(synthetic_params(cfg), indent=1))
         try:
