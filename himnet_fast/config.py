@@ -31,7 +31,7 @@ import torch
 from himnet_fast.losses import LossConfig
 from himnet_fast.model import GATES, INITS, ModelConfig
 from himnet_fast.postprocess import DetectionConfig
-from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS
+from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS
 
 PRESETS = ("synthetic", "thumos14", "anet13")
 # A fixed default, not the core count: float sums split over threads round differently, so a
@@ -179,6 +179,7 @@ class RunConfig:
         _check(loss.mil_norm in MIL_NORMS, "mil-norm", f"must be one of {MIL_NORMS}, got {loss.mil_norm!r}")
         _check(loss.suppression in SUPPRESSIONS, "suppression",
                f"must be one of {SUPPRESSIONS}, got {loss.suppression!r}")
+        _check(loss.vcl_grad in VCL_GRADS, "vcl-grad", f"must be one of {VCL_GRADS}, got {loss.vcl_grad!r}")
         _check(loss.use_mil or loss.use_cll or loss.use_vcl or loss.use_scl, "mil/cll/vcl/scl",
                "at least one loss must be switched on")
         LossConfig(**dataclasses.asdict(loss))  # the criterion's own checks (weights, backend)
@@ -226,7 +227,7 @@ def preset(name: str) -> RunConfig:
             preset=name,
             data=DataConfig(dataset="thumos14", synth_dim=256, clip_len=320, topk_r=7),
             model=ModelConfig(hidden_dim=256, attention_dim=64),
-            optim=OptimConfig(iters=300, lr=1e-3, weight_decay=1e-3),
+            optim=OptimConfig(iters=600, lr=1e-3, weight_decay=1e-3),
             schedule=ScheduleConfig(eval_every=100, ckpt_every=100),
         )
     raise ValueError(f"--preset: must be one of {PRESETS}, got {name!r}")

@@ -187,10 +187,33 @@ def execute(run: Run) -> Optional[str]:
     return f"exit status {done.returncode}: " + " | ".join(tail)
 
 
+def synthetic_sets(runs: Sequence[Run]) -> List[Path]:
+    """Generate, here and once, each synthetic set that ``runs`` read and the cache lacks, so
+    that no two training processes generate the same set. Returns the sets' folders. A run whose
+    options do not parse is skipped: its own process reports the error."""
+    from himnet_fast.run_data import ensure_synthetic
+    from himnet_fast.train import parse_config
+
+    def log(message: str) -> None:
+        tqdm.write(f"experiments: {message}", file=sys.stderr)
+
+    folders: List[Path] = []
+    for run in runs:
+        try:
+            cfg = parse_config(list(run.options)).cfg
+        except (SystemExit, ValueError):
+            continue
+        if cfg.data.data_root is None:
+            folder = ensure_synthetic(cfg.data, log=log)
+            if folder not in folders:
+                folders.append(folder)
+    return folders
+
+
 def run_all(runs: Sequence[Run], jobs: int) -> Dict[Run, str]:
     """Runs the distinct pending runs (``jobs`` at a time); returns the failures. Writes each run
-    folder's ``flags.json`` first. The first pending run goes alone, so that a synthetic set it
-    must generate is generated once, not by every process."""
+    folder's ``flags.json`` first, and generates the synthetic sets they need before starting any
+    (:func:`synthetic_sets`)."""
     runs = list(dict.fromkeys(runs))
     for run in runs:
         flags_json = run.folder.parent / "flags.json"
@@ -199,14 +222,9 @@ def run_all(runs: Sequence[Run], jobs: int) -> Dict[Run, str]:
             flags_json.write_text(json.dumps({"flags": list(run.flags), "options": list(run.options)}, indent=1))
     pending = [r for r in runs if not r.metrics_path.is_file()]
     failures: Dict[Run, str] = {}
+    synthetic_sets(pending)
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="runs", unit="run", dynamic_ncols=True)
     try:
-        if pending:
-            first, pending = pending[0], pending[1:]
-            error = execute(first)
-            if error:
-                failures[first] = error
-            bar.update(1)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(execute, r): r for r in pending}
             for future in as_completed(futures):

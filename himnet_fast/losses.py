@@ -13,8 +13,8 @@ from torch import nn
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
 from himnet_fast.ops.losses import upcast
-from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, attention_norm_loss, guide_loss,
-                                         modality_mutual_loss, mutual_learning_loss, vcl_loss)
+from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS, attention_norm_loss,
+                                         guide_loss, modality_mutual_loss, mutual_learning_loss, vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
 
 LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "ml", "mutual", "total")
@@ -29,6 +29,9 @@ class LossConfig:
     "base" (CO2-Net's label-normalised cross-entropy; DESIGN.md section 3, issue 12).
     ``suppression``: S_hat of L_MIL and L_VCL, "product" (S * A, the paper's text) or "shifted"
     (CO2-Net's A * (S - min over classes) + min).
+    ``vcl_grad``: where L_VCL's gradient goes (``reference.losses.vcl_loss``): "base" (CO2-Net's
+    autograd, to X_hat and through the temporal weights to S and A) or "features" (X_hat only:
+    the paper's VCL on the fused features).
     ``num_pairs``: leading batch pairs for VCL.
     ``norm_weight``, ``guide_weight``: CO2-Net's extra attention terms, off (0) by default, the
     base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
@@ -61,6 +64,8 @@ class LossConfig:
     # CO2-Net's readings: measured better than the paper's literal ones (docs/RESULTS.md).
     mil_norm: str = "base"
     suppression: str = "shifted"
+    # The paper's VCL on the fused features: measured better than the base code's (docs/RESULTS.md section 10).
+    vcl_grad: str = "features"
     backend: str = "auto"
     num_pairs: int = 3
     check_values: bool = False
@@ -77,6 +82,7 @@ class LossConfig:
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
         check_choice("suppression", self.suppression, SUPPRESSIONS)
+        check_choice("vcl_grad", self.vcl_grad, VCL_GRADS)
         check_choice("backend", self.backend, BACKENDS)
         check_int("num_pairs", self.num_pairs, 0)
         for name in ("use_mil", "use_cll", "use_vcl", "use_scl"):
@@ -133,7 +139,8 @@ class HiMNetCriterion(nn.Module):
                 if getattr(cfg, f"use_{name}"):
                     out[name] = getattr(terms, name)
         if cfg.use_vcl:
-            out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs, cfg.suppression)
+            out["vcl"] = vcl_loss(S, A, X_hat, labels, cfg.delta, cfg.num_pairs, cfg.suppression,
+                                  cfg.vcl_grad)
         if cfg.norm_weight:
             out["norm"] = attention_norm_loss(A)
         if cfg.guide_weight:

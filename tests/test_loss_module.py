@@ -27,7 +27,7 @@ DEFAULT = LossConfig()  # the recipe's readings of the loss (mil_norm, suppressi
 def reference_terms(A, S, X, labels, k, alpha=4.0, variant="self"):
     terms = R.himnet_losses_reference(S, A, labels, k, alpha, variant, DEFAULT.mil_norm, DEFAULT.suppression)
     return {"mil": terms.mil, "cll": terms.cll, "scl": terms.scl,
-            "vcl": R.vcl_loss(S, A, X, labels, suppression=DEFAULT.suppression)}
+            "vcl": R.vcl_loss(S, A, X, labels, suppression=DEFAULT.suppression, grad=DEFAULT.vcl_grad)}
 
 
 def test_default_config_matches_the_paper():
@@ -36,6 +36,7 @@ def test_default_config_matches_the_paper():
     assert cfg.use_mil and cfg.use_cll and cfg.use_vcl and cfg.use_scl
     assert cfg.scl_variant == "self" and cfg.backend == "auto"
     assert (cfg.mil_norm, cfg.suppression) == ("base", "shifted")  # CO2-Net's, chosen by docs/RESULTS.md
+    assert cfg.vcl_grad == "features"  # the paper's VCL on X_hat, chosen by docs/RESULTS.md section 10
 
 
 def test_criterion_combines_terms_as_eq11():
@@ -49,7 +50,8 @@ def test_criterion_combines_terms_as_eq11():
     assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
     torch.testing.assert_close(out["total"], ref["mil"] + ref["cll"] + 2.0 * ref["vcl"] + 0.5 * ref["scl"])
     torch.testing.assert_close(out["total"], R.total_loss(S, A, X, labels, 2, 2.0, 0.5, mil_norm=DEFAULT.mil_norm,
-                                                          suppression=DEFAULT.suppression)["total"])
+                                                          suppression=DEFAULT.suppression,
+                                                          vcl_grad=DEFAULT.vcl_grad)["total"])
 
 
 @pytest.mark.parametrize("disabled", ["mil", "cll", "vcl", "scl"])
@@ -69,7 +71,8 @@ def test_only_vcl_enabled_still_backpropagates():
     A, S, X, labels = batch(2)
     cfg = LossConfig(use_mil=False, use_cll=False, use_scl=False)
     out = HiMNetCriterion(cfg)(A, S, X, labels, 2)
-    torch.testing.assert_close(out["total"], R.vcl_loss(S, A, X, labels, suppression=DEFAULT.suppression))
+    torch.testing.assert_close(out["total"], R.vcl_loss(S, A, X, labels, suppression=DEFAULT.suppression,
+                                                        grad=DEFAULT.vcl_grad))
     out["total"].backward()
     assert X.grad.abs().sum() > 0
 

@@ -268,6 +268,35 @@ def test_vcl_loss_mean_over_sharing_pairs_and_pair_positions():
     close(R.vcl_loss(S4, A4, X4, t64([[1.0]] * 4), num_pairs=1), L_CLASS0)
 
 
+@pytest.mark.parametrize("suppression", ["product", "shifted"])
+def test_vcl_grad_features_keeps_the_value_and_trains_x_hat_only(suppression):
+    # The pair of test_vcl_loss_uses_s_hat (A = 2 on video 0), where mu depends on A and S.
+    S, A, X = _pair_inputs(1)
+    A[0] = 2.0
+    labels = t64([[1.0], [1.0]])
+    grads = {}
+    for grad in ("base", "features"):
+        s, a, x = (t.clone().requires_grad_() for t in (S, A, X))
+        L = R.vcl_loss(s, a, x, labels, suppression=suppression, grad=grad)
+        L.backward()
+        grads[grad] = (float(L.detach()), s.grad, a.grad, x.grad)
+    (L_base, dS_base, dA_base, dX_base), (L_feat, dS_feat, dA_feat, dX_feat) = grads["base"], grads["features"]
+    if suppression == "product":  # the hand value of test_vcl_loss_uses_s_hat
+        close(L_feat, triplet([0.1, 0.9], V1, [0.9, 0.1], VBAR1))
+    assert L_feat == L_base
+    # "features": mu is a constant, so S and A get exactly nothing and X_hat what "base" gives it.
+    assert dS_feat.abs().max() == 0 and dA_feat.abs().max() == 0
+    assert dS_base.abs().max() > 0 and dA_base.abs().max() > 0
+    torch.testing.assert_close(dX_feat, dX_base, rtol=0, atol=0)
+    assert dX_feat.abs().max() > 0
+
+
+def test_vcl_grad_rejects_unknown_reading():
+    S, A, X = _pair_inputs(1)
+    with pytest.raises(ValueError, match="vcl_grad"):
+        R.vcl_loss(S, A, X, t64([[1.0], [1.0]]), grad="none")
+
+
 @pytest.mark.parametrize("case", ["single_video", "no_shared_class", "zero_pairs"])
 def test_vcl_loss_without_pairs_is_zero_with_zero_gradient(case):
     S, A, X = _pair_inputs(1)

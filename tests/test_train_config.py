@@ -46,10 +46,10 @@ def test_every_field_is_overridable_from_the_command_line():
     cfg = parse_config(["--preset", "thumos14", "--iters", "7", "--lr", "0.5", "--seed", "3", "--no-cll",
                            "--scl-variant", "target", "--hidden-dim", "16", "--data-root", "/x", "--out", "o",
                            "--max-per-video", "none", "--nms", "hard", "--no-progress", "--mil-norm", "base",
-                           "--suppression", "shifted"]).cfg
+                           "--suppression", "shifted", "--vcl-grad", "features"]).cfg
     assert (cfg.optim.iters, cfg.optim.lr, cfg.seed) == (7, 0.5, 3)
     assert cfg.loss.use_cll is False and cfg.loss.use_mil is True and cfg.loss.scl_variant == "target"
-    assert cfg.loss.mil_norm == "base" and cfg.loss.suppression == "shifted"
+    assert cfg.loss.mil_norm == "base" and cfg.loss.suppression == "shifted" and cfg.loss.vcl_grad == "features"
     assert (cfg.model.hidden_dim, cfg.data.data_root, cfg.out_dir) == (16, "/x", "o")
     assert cfg.detect.max_per_video is None and cfg.detect.nms == "hard" and cfg.schedule.progress is False
     # Untouched fields keep the preset's values.
@@ -71,6 +71,7 @@ def test_overrides_only_touch_what_was_typed():
     (["--scl-variant", "bogus"], "--scl-variant"),
     (["--mil-norm", "co2"], "--mil-norm"),
     (["--suppression", "min"], "--suppression"),
+    (["--vcl-grad", "none"], "--vcl-grad"),
     (["--offset", "2"], "offset must be 0 or 1"),
     (["--post-backend", "cuda"], "backend must be"),
     (["--no-mil", "--no-cll", "--no-vcl", "--no-scl"], "--mil/cll/vcl/scl"),

@@ -42,6 +42,7 @@ COS_EPS = 1e-8  # floor of the norm product in the cosine of Eq. 8
 MAX_MAGNITUDE = 1e15
 SCL_VARIANTS = ("self", "target", "none")
 SUPPRESSIONS = ("product", "shifted")
+VCL_GRADS = ("base", "features")
 
 
 class HiMNetLossTerms(NamedTuple):
@@ -293,6 +294,7 @@ def vcl_loss(
     delta: float = 0.5,
     num_pairs: int = 3,
     suppression: str = "product",
+    grad: str = "base",
 ) -> torch.Tensor:
     """Eq. 8: video-level co-action similarity (triplet) loss over the batch's pairs.
 
@@ -304,6 +306,13 @@ def vcl_loss(
     l_c over its shared classes; the result is the mean over the pairs that share at least
     one class. With no such pair (B < 2, or no shared class) the loss is 0 (kept in the graph,
     so its gradient is 0 rather than missing).
+    grad: where the loss's gradient goes, in one of two readings (the value is the same):
+      "base":     CO2-Net's ``Contrastive``, plain autograd: to X_hat and, through the temporal
+                  weights mu, to S and A.
+      "features": mu is a fixed pooling weight (stop-gradient), so VCL trains X_hat only. The
+                  paper puts VCL on the fused features ("mined on the fused features X_hat ...
+                  to further enhance the discriminate action representation", Sec. 3.4; Fig. 2:
+                  "L_VCL for fused features X_hat") and leaves A and B_bg to SCL.
     S: (B, T, K), A: (B, T), X_hat: (B, T, D), labels: (B, C) -> 0-D tensor.
     """
     B, T, K = _check_cas(S)
@@ -314,12 +323,16 @@ def vcl_loss(
     _check_video_labels(labels, B, K)
     check_number("delta", delta)
     check_int("num_pairs", num_pairs, 0)
+    check_choice("vcl_grad", grad, VCL_GRADS)
 
     n = min(num_pairs, B // 2)
     zero = (S.sum() + A.sum() + X_hat.sum()) * 0.0
     if n == 0:
         return zero
-    V, V_bar = _vcl_features(suppress(S[: 2 * n], A[: 2 * n], suppression), X_hat[: 2 * n])
+    S_hat = suppress(S[: 2 * n], A[: 2 * n], suppression)
+    if grad == "features":
+        S_hat = S_hat.detach()
+    V, V_bar = _vcl_features(S_hat, X_hat[: 2 * n])
     Vi, Vj = V[0::2, :-1], V[1::2, :-1]  # (n, C, D), background dropped
     Vbar_i, Vbar_j = V_bar[0::2, :-1], V_bar[1::2, :-1]
     d_ij = _cosine_distance(Vi, Vj)
@@ -515,6 +528,7 @@ def total_loss(
     num_pairs: int = 3,
     mil_norm: str = "paper",
     suppression: str = "product",
+    vcl_grad: str = "base",
 ) -> dict[str, torch.Tensor]:
     """Eq. 11: L = L_MIL + L_CLL + lambda1 L_VCL + lambda2 L_SCL.
 
@@ -524,6 +538,6 @@ def total_loss(
     check_number("lambda1", lambda1)
     check_number("lambda2", lambda2)
     terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm, suppression)
-    vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs, suppression)
+    vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs, suppression, vcl_grad)
     total = terms.mil + terms.cll + lambda1 * vcl + lambda2 * terms.scl
     return {"mil": terms.mil, "cll": terms.cll, "vcl": vcl, "scl": terms.scl, "total": total}
