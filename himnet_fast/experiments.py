@@ -319,6 +319,34 @@ def _per_seed(values: Sequence[float], digits: int = 1) -> str:
 FIGURES = {"alpha": "alpha.png", "kde": "kde.png"}
 
 
+TARGET_ROWS = ("MIL", "MIL+CLL", "MIL+CLL+VCL", "Full")
+
+
+def target(table: List[dict]) -> Optional[dict]:
+    """Issue 12's target on table3's rows: the means of MIL, MIL+CLL, MIL+CLL+VCL and Full in the
+    paper's (increasing) order, and Full above MIL+CLL by more than the larger of those two rows'
+    sample stds. None when one of the four rows is missing or has fewer than two seeds."""
+    rows = {e["name"]: e["avg"] for e in table}
+    if any(len(rows.get(name, [])) < 2 for name in TARGET_ROWS):
+        return None
+    means = [statistics.mean(rows[name]) for name in TARGET_ROWS]
+    in_order = all(lo < hi for lo, hi in zip(means, means[1:]))
+    lead = means[3] - means[1]
+    larger_std = max(statistics.stdev(rows[name]) for name in ("MIL+CLL", "Full"))
+    return {"means": means, "in_order": in_order, "lead": lead, "larger_std": larger_std,
+            "met": in_order and lead > larger_std}
+
+
+def _target_line(table: List[dict]) -> List[str]:
+    verdict = target(table)
+    if verdict is None:
+        return []
+    means = ", ".join(f"{name} {mean:.2f}" for name, mean in zip(TARGET_ROWS, verdict["means"]))
+    return [f"Target (issue 12): **{'met' if verdict['met'] else 'not met'}**. Rows 1-4 "
+            f"{'in' if verdict['in_order'] else 'not in'} the paper's order ({means}); Full - MIL+CLL = "
+            f"{verdict['lead']:.2f}, the larger std {verdict['larger_std']:.2f}.", ""]
+
+
 def markdown(results: Dict[str, List[dict]], note: str) -> str:
     """results.md: one section per experiment: a table of mean ± sample std over seeds with the
     per-seed values and the paper's figures, for kde the U summary, the attention metrics (when the
@@ -333,6 +361,8 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
             lines.append(f"| {e['name']} | {' '.join(e['flags']) or '(all four losses)'} | {_mean_std(e['avg'])} | "
                          f"{_mean_std(e['acc'])} | {_per_seed(e['avg'])} | {_per_seed(e['acc'])} | {paper} |")
         lines.append("")
+        if experiment == "table3":
+            lines += _target_line(table)
         if experiment in FIGURES:
             lines += [f"Figure: `{FIGURES[experiment]}`.", ""]
         if any("u_mean" in e for e in table):

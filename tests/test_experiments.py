@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from himnet_fast.experiment_figures import U_CACHE, gaussian_kde, scott_bandwidth
-from himnet_fast.experiments import EXPERIMENTS, canonical, main
+from himnet_fast.experiments import EXPERIMENTS, _target_line, canonical, main, target
 
 from conftest import TINY_SET_MODEL as TINY
 
@@ -82,6 +82,28 @@ def test_runner_generates_a_missing_synthetic_set_once_before_its_runs(tmp_path,
     assert capsys.readouterr().err.count("generating the synthetic thumos14-like set") == 1
     logs = [p.read_text() for p in (tmp_path / "exp" / "runs").glob("*/seed*/log.txt")]
     assert len(logs) == 2 and not any("generating" in log for log in logs)
+
+
+def _rows(**avg):
+    return [{"name": name.replace("_", "+"), "avg": values} for name, values in avg.items()]
+
+
+def test_target_by_hand():
+    # means 2 < 3 < 4 < 6; stds 1 (MIL+CLL) and 1 (Full): Full leads by 3 > 1
+    met = target(_rows(MIL=[1, 2, 3], MIL_CLL=[2, 3, 4], MIL_CLL_VCL=[3, 4, 5], Full=[5, 6, 7]))
+    assert met["in_order"] and met["met"] and met["lead"] == 3.0 and met["larger_std"] == 1.0
+    assert "**met**" in _target_line(_rows(MIL=[1, 2, 3], MIL_CLL=[2, 3, 4], MIL_CLL_VCL=[3, 4, 5], Full=[5, 6, 7]))[0]
+    # in order (2 < 3 < 4 < 4.6) but the lead 1.6 is below MIL+CLL's std 2
+    short = target(_rows(MIL=[1, 2, 3], MIL_CLL=[1, 3, 5], MIL_CLL_VCL=[3, 4, 5], Full=[4.5, 4.6, 4.7]))
+    assert short["in_order"] and not short["met"] and short["larger_std"] == 2.0
+    # rows 1 and 2 swapped: out of order, so not met however large the lead
+    swapped = target(_rows(MIL=[2, 3, 4], MIL_CLL=[1, 2, 3], MIL_CLL_VCL=[3, 4, 5], Full=[9, 10, 11]))
+    assert not swapped["in_order"] and not swapped["met"]
+    assert "not in the paper's order" in _target_line(_rows(MIL=[2, 3, 4], MIL_CLL=[1, 2, 3],
+                                                            MIL_CLL_VCL=[3, 4, 5], Full=[9, 10, 11]))[0]
+    # a missing row or a single seed: no verdict
+    assert target(_rows(MIL=[1, 2], MIL_CLL=[2, 3], Full=[5, 6])) is None
+    assert target(_rows(MIL=[1], MIL_CLL=[2], MIL_CLL_VCL=[3], Full=[5])) is None
 
 
 def test_unknown_row_is_a_clear_error(tmp_path):
