@@ -199,7 +199,7 @@ def _field_type(cls, name: str):
 
 def _section_from_dict(cls, d: dict, section: str):
     renamed = _RENAMED.get(section, {})
-    d = {renamed.get(key, key): value for key, value in d.items()}
+    d = {**_ADDED.get(section, {}), **{renamed.get(key, key): value for key, value in d.items()}}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
@@ -243,6 +243,9 @@ _OPTION_NAMES = {"loss.use_mil": "mil", "loss.use_cll": "cll", "loss.use_vcl": "
                  "detect.r": "infer_r", "detect.backend": "post_backend"}
 # Fields renamed since older checkpoints were written: section -> {old key: new key}.
 _RENAMED = {"detect": {"infer_r": "r", "post_backend": "backend"}}
+# Fields added with a default other than the behaviour before them: section -> {key: the old
+# behaviour}, so that a config saved before (a checkpoint being resumed) trains as it did.
+_ADDED = {"loss": {"vcl_grad": "base"}}
 
 
 def _option(name: str) -> str:

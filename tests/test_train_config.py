@@ -219,3 +219,12 @@ def test_checkpoints_with_the_old_detection_keys_still_load():
     d["detect"]["post_backend"] = d["detect"].pop("backend")
     cfg = RunConfig.from_dict(d)
     assert cfg.detect.r == 10 and cfg.detect.backend == "auto"
+
+
+def test_a_config_saved_before_vcl_grad_resumes_with_the_base_reading():
+    # Checkpoints written before the option trained VCL with plain autograd ("base"); the new
+    # default ("features") must not change them on --resume. A config that has the key keeps it.
+    d = preset("synthetic").to_dict()
+    assert d["loss"].pop("vcl_grad") == "features"
+    assert RunConfig.from_dict(d).loss.vcl_grad == "base"
+    assert RunConfig.from_dict(preset("synthetic").to_dict()).loss.vcl_grad == "features"
