@@ -187,27 +187,23 @@ def execute(run: Run) -> Optional[str]:
     return f"exit status {done.returncode}: " + " | ".join(tail)
 
 
-def synthetic_sets(runs: Sequence[Run]) -> List[Path]:
+def synthetic_sets(runs: Sequence[Run]) -> None:
     """Generate, here and once, each synthetic set that ``runs`` read and the cache lacks, so
-    that no two training processes generate the same set. Returns the sets' folders. A run whose
-    options do not parse is skipped: its own process reports the error."""
+    that no two training processes generate the same set. Options that do not parse are skipped:
+    their runs' own processes report the error."""
     from himnet_fast.run_data import ensure_synthetic
     from himnet_fast.train import parse_config
 
     def log(message: str) -> None:
         tqdm.write(f"experiments: {message}", file=sys.stderr)
 
-    folders: List[Path] = []
-    for run in runs:
+    for options in dict.fromkeys(run.options for run in runs):  # the seeds of a row share their options
         try:
-            cfg = parse_config(list(run.options)).cfg
+            cfg = parse_config(list(options)).cfg
         except (SystemExit, ValueError):
             continue
         if cfg.data.data_root is None:
-            folder = ensure_synthetic(cfg.data, log=log)
-            if folder not in folders:
-                folders.append(folder)
-    return folders
+            ensure_synthetic(cfg.data, log=log)  # returns at once when the set is cached
 
 
 def run_all(runs: Sequence[Run], jobs: int) -> Dict[Run, str]:

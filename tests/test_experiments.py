@@ -90,17 +90,18 @@ def _rows(**avg):
 
 def test_target_by_hand():
     # means 2 < 3 < 4 < 6; stds 1 (MIL+CLL) and 1 (Full): Full leads by 3 > 1
-    met = target(_rows(MIL=[1, 2, 3], MIL_CLL=[2, 3, 4], MIL_CLL_VCL=[3, 4, 5], Full=[5, 6, 7]))
+    table = _rows(MIL=[1, 2, 3], MIL_CLL=[2, 3, 4], MIL_CLL_VCL=[3, 4, 5], Full=[5, 6, 7])
+    met = target(table)
     assert met["in_order"] and met["met"] and met["lead"] == 3.0 and met["larger_std"] == 1.0
-    assert "**met**" in _target_line(_rows(MIL=[1, 2, 3], MIL_CLL=[2, 3, 4], MIL_CLL_VCL=[3, 4, 5], Full=[5, 6, 7]))[0]
+    assert "**met**" in _target_line(table)[0]
     # in order (2 < 3 < 4 < 4.6) but the lead 1.6 is below MIL+CLL's std 2
     short = target(_rows(MIL=[1, 2, 3], MIL_CLL=[1, 3, 5], MIL_CLL_VCL=[3, 4, 5], Full=[4.5, 4.6, 4.7]))
     assert short["in_order"] and not short["met"] and short["larger_std"] == 2.0
     # rows 1 and 2 swapped: out of order, so not met however large the lead
-    swapped = target(_rows(MIL=[2, 3, 4], MIL_CLL=[1, 2, 3], MIL_CLL_VCL=[3, 4, 5], Full=[9, 10, 11]))
+    table = _rows(MIL=[2, 3, 4], MIL_CLL=[1, 2, 3], MIL_CLL_VCL=[3, 4, 5], Full=[9, 10, 11])
+    swapped = target(table)
     assert not swapped["in_order"] and not swapped["met"]
-    assert "not in the paper's order" in _target_line(_rows(MIL=[2, 3, 4], MIL_CLL=[1, 2, 3],
-                                                            MIL_CLL_VCL=[3, 4, 5], Full=[9, 10, 11]))[0]
+    assert "not in the paper's order" in _target_line(table)[0]
     # a missing row or a single seed: no verdict
     assert target(_rows(MIL=[1, 2], MIL_CLL=[2, 3], Full=[5, 6])) is None
     assert target(_rows(MIL=[1], MIL_CLL=[2], MIL_CLL_VCL=[3], Full=[5])) is None
