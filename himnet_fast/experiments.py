@@ -41,7 +41,7 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
   alpha rows add ``alpha``, kde rows the per-seed lists ``u_mean`` and ``u_above_half``;
 - ``results.md``: per experiment, a Markdown table of mean ± std with the per-seed values and
   the paper's figures beside them, and the gradient balance: the norm of each weighted loss
-  term's gradient on A and on S at the last evaluation (``Trainer.step(diagnose=True)``),
+  term's gradient on A, on S and on X_hat at the last evaluation (``Trainer.step(diagnose=True)``),
   mean over seeds (``grad_norms`` in results.json); the kde section adds the U summary; runs
   evaluated more than once (``-- --eval-every N``) add the AVG at each evaluation, per row;
 - ``alpha.png``, ``kde.png``: Fig. 6 and Fig. 7 (``experiment_figures``).
@@ -62,10 +62,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from himnet_fast.diagnose import gradient_table
 from himnet_fast.experiment_figures import (U_CACHE, cached_background_uncertainty, plot_alpha, plot_kde,
                                             uncertainty_summary)
 from himnet_fast.inference import ATTENTION_KEYS
-from himnet_fast.losses import LOSS_KEYS, LossConfig
+from himnet_fast.losses import LossConfig
 
 
 @dataclass(frozen=True)
@@ -376,15 +377,10 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
                 lines.append(f"| {e['name']} | " + " | ".join(_mean_std(e.get(key, []), 3) for key in ATTENTION_KEYS) + " |")
             lines.append("")
         lines += _curve_table(table)
-        terms = [t for t in LOSS_KEYS if t != "total" and any(t in e.get("grad_norms", {}) for e in table)]
-        if terms:
-            lines += ["Gradient norms of the weighted terms on A / on S at the last evaluation (mean over seeds):", "",
-                      "| row | " + " | ".join(terms) + " |", "|---|" + "---|" * len(terms)]
-            for e in table:
-                g = e.get("grad_norms", {})
-                cells = [f"{g[t]['A']:.2e} / {g[t]['S']:.2e}" if t in g else "-" for t in terms]
-                lines.append(f"| {e['name']} | " + " | ".join(cells) + " |")
-            lines.append("")
+        gradients = gradient_table([(e["name"], e.get("grad_norms", {})) for e in table],
+                                   " at the last evaluation (mean over seeds)")
+        if gradients:
+            lines += gradients + [""]
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS,
 from himnet_fast.validation import check_choice, check_int, check_number
 
 LOSS_KEYS = ("mil", "cll", "vcl", "scl", "norm", "guide", "ml", "mutual", "total")
+NETWORK_OUTPUTS = ("A", "S", "X_hat")  # what the criterion takes from the network, in forward order
 
 
 @dataclass

@@ -174,9 +174,10 @@ class HiMNet(nn.Module):
         a_rgb, rgb_filtered = self.rgb_attention(rgb, flow)
         a_flow, flow_filtered = self.flow_attention(flow, rgb)
         A = 0.5 * (a_rgb + a_flow)
-        X_hat = self.fusion(torch.cat([rgb_filtered, flow_filtered], dim=1))
-        S = self.classifier(X_hat)
-        outputs = (A.squeeze(1), S.transpose(1, 2), X_hat.transpose(1, 2))
+        X_hat = self.fusion(torch.cat([rgb_filtered, flow_filtered], dim=1)).transpose(1, 2)  # (B, T, hidden)
+        # S from the returned X_hat (a view): a gradient taken on X_hat then counts the path through S
+        S = self.classifier(X_hat.transpose(1, 2))
+        outputs = (A.squeeze(1), S.transpose(1, 2), X_hat)
         return outputs + ((a_rgb.squeeze(1), a_flow.squeeze(1)),) if modality_attention else outputs
 
 

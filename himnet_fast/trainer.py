@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from himnet_fast.checkpoint import rng_state, seed_everything, set_rng_state
 from himnet_fast.config import RunConfig, learning_rate, resolve_device
 from himnet_fast.distributed import World, average_gradients, broadcast_parameters, gather_objects, rank_device
-from himnet_fast.losses import LOSS_KEYS, HiMNetCriterion, LossConfig
+from himnet_fast.losses import LOSS_KEYS, NETWORK_OUTPUTS, HiMNetCriterion, LossConfig
 from himnet_fast.model import build_model, check_checkpoint_data
 from himnet_fast.reference.losses import topk_k
 
@@ -78,7 +78,8 @@ class Trainer:
         """One optimisation step on one batch; returns the (unweighted) loss terms.
 
         diagnose: also log, in ``grad_norms``, the L2 norm of each weighted loss term's gradient
-        on the attention A and on the CAS S of this batch (which term drives the training). It
+        on the attention A, on the CAS S and on the fused features X_hat of this batch (which
+        term drives the training; X_hat is the only input ``--vcl-grad features`` trains). It
         reuses this step's forward pass and draws no random numbers, so training is unchanged.
         """
         self.model.train()
@@ -87,7 +88,7 @@ class Trainer:
         A, S, X_hat, *modalities = self.model(X, modality_attention=bool(self.criterion.cfg.mutual_weight))
         terms = self.criterion(A, S, X_hat, labels, self.k, *modalities)
         if diagnose:
-            self.grad_norms.append({"iteration": self.iteration + 1, **self._term_gradient_norms(terms, A, S)})
+            self.grad_norms.append({"iteration": self.iteration + 1, **self.term_gradient_norms(terms, A, S, X_hat)})
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
@@ -107,13 +108,17 @@ class Trainer:
             self.history[key].append(values[key])
         return values
 
-    def _term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor) -> dict:
-        """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|}} for each term in the total (weight w != 0)."""
+    def term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor, X_hat: torch.Tensor) -> dict:
+        """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|, "X_hat": |d(w L)/dX_hat|}} for each term in
+        the total (weight w != 0). The gradient on X_hat counts every path: directly (VCL) and
+        through S = classifier(X_hat) (MIL, CLL, SCL and VCL under ``--vcl-grad base``)."""
         norms = {}
+        inputs = dict(zip(NETWORK_OUTPUTS, (A, S, X_hat)))
         for name, w in self.criterion.weights.items():
             if w and terms[name].requires_grad:
-                gA, gS = torch.autograd.grad(w * terms[name], (A, S), retain_graph=True, allow_unused=True)
-                norms[name] = {key: 0.0 if g is None else float(g.norm()) for key, g in (("A", gA), ("S", gS))}
+                grads = torch.autograd.grad(w * terms[name], tuple(inputs.values()), retain_graph=True,
+                                            allow_unused=True)
+                norms[name] = {key: 0.0 if g is None else float(g.norm()) for key, g in zip(inputs, grads)}
         return norms
 
     # ------------------------------------------------------------------ the loop

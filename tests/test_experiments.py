@@ -53,7 +53,7 @@ def test_runner_end_to_end_and_resume(tmp_path, tiny_cache, capsys):
     assert set(results[0]["grad_norms"]) == {"mil"}
     assert set(results[1]["grad_norms"]) == {"mil", "cll", "vcl", "scl"}
     assert all(results[1]["grad_norms"][t]["S"] > 0 for t in ("mil", "cll", "scl"))
-    assert "Gradient norms of the weighted terms" in table
+    assert "Gradient norms of the weighted terms on A / on S / on X_hat" in table
     assert "| A on action | A on background | background A > 0.5 | AUC |" in table
     assert "| iteration | MIL | Full |" in table and "\n| 2 | " in table and "\n| 3 | " in table
 

@@ -156,3 +156,6 @@ def test_gradient_diagnostic_leaves_training_unchanged(tiny_args, tmp_path):
     norms = json.loads((tmp_path / "often" / "metrics.json").read_text())["grad_norms"]
     assert [n["iteration"] for n in norms] == [1, 2, 3, 4]
     assert set(norms[0]) == {"iteration", "mil", "cll", "vcl", "scl"} and norms[0]["mil"]["S"] > 0
+    # The default --vcl-grad features: VCL moves X_hat only; MIL reaches X_hat through S.
+    assert norms[0]["vcl"]["A"] == norms[0]["vcl"]["S"] == 0.0 < norms[0]["vcl"]["X_hat"]
+    assert norms[0]["mil"]["X_hat"] > 0
