@@ -16,18 +16,17 @@ import statistics
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from himnet_fast.checkpoint import load_checkpoint
+from himnet_fast.config import RunConfig
 from himnet_fast.losses import LOSS_KEYS, NETWORK_OUTPUTS
+from himnet_fast.run_data import open_dataset
+from himnet_fast.trainer import Trainer
 
 Norms = Dict[str, Dict[str, float]]  # {term: {output: norm}}
 
 
 def checkpoint_gradient_norms(path: Path, batches: int = 20, device: str = "cpu") -> Tuple[int, Norms]:
     """(the checkpoint's iteration, {term: {output: mean norm over ``batches`` batches}})."""
-    from himnet_fast.checkpoint import load_checkpoint
-    from himnet_fast.config import RunConfig
-    from himnet_fast.run_data import open_dataset
-    from himnet_fast.trainer import Trainer
-
     if batches < 1:
         raise ValueError(f"--batches: must be >= 1, got {batches}")
     if not Path(path).is_file():
@@ -40,11 +39,8 @@ def checkpoint_gradient_norms(path: Path, batches: int = 20, device: str = "cpu"
     trainer.model.train()
     sums: Dict[str, Dict[str, List[float]]] = {}
     for _ in range(batches):
-        _, X, labels = next(trainer.batches)
-        X, labels = X.to(trainer.device), labels.to(trainer.device)
-        A, S, X_hat, *modalities = trainer.model(X, modality_attention=bool(trainer.criterion.cfg.mutual_weight))
-        terms = trainer.criterion(A, S, X_hat, labels, trainer.k, *modalities)
-        for term, by_output in trainer.term_gradient_norms(terms, A, S, X_hat).items():
+        terms, outputs = trainer.next_batch_losses()
+        for term, by_output in trainer.term_gradient_norms(terms, *outputs).items():
             for output, norm in by_output.items():
                 sums.setdefault(term, {}).setdefault(output, []).append(norm)
     return trainer.iteration, {term: {o: statistics.mean(v) for o, v in by_output.items()}

@@ -42,8 +42,10 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
 - ``results.md``: per experiment, a Markdown table of mean ± std with the per-seed values and
   the paper's figures beside them, and the gradient balance: the norm of each weighted loss
   term's gradient on A, on S and on X_hat at the last evaluation (``Trainer.step(diagnose=True)``),
-  mean over seeds (``grad_norms`` in results.json); the kde section adds the U summary; runs
-  evaluated more than once (``-- --eval-every N``) add the AVG at each evaluation, per row;
+  mean over seeds (``grad_norms`` in results.json); table3 adds issue 12's target verdict
+  (``target``) and each term's effect paired by seed, mean ± standard error (``paired_effects``);
+  the kde section adds the U summary; runs evaluated more than once (``-- --eval-every N``) add
+  the AVG at each evaluation, per row;
 - ``alpha.png``, ``kde.png``: Fig. 6 and Fig. 7 (``experiment_figures``).
 """
 from __future__ import annotations
@@ -51,6 +53,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -334,6 +337,42 @@ def target(table: List[dict]) -> Optional[dict]:
             "met": in_order and lead > larger_std}
 
 
+# Each term's effect in table3: (label, the row without it, the row with it)
+EFFECTS = (("CLL", "MIL", "MIL+CLL"), ("VCL", "MIL+CLL", "MIL+CLL+VCL"), ("SCL", "MIL+CLL+VCL", "Full"),
+           ("Full - MIL+CLL", "MIL+CLL", "Full"))
+
+
+def paired_effects(table: List[dict]) -> List[dict]:
+    """Each term's effect on AVG, paired by seed (the same seed in both rows). Per ``EFFECTS``
+    entry whose two rows share at least two seeds: ``label``, ``rows`` (without, with), ``n`` (the
+    shared seeds), ``mean`` and ``se`` (its standard error, sd / sqrt(n)) of the per-seed
+    differences, and ``positive`` (how many are > 0). A row's ``seeds`` may be any hashable keys
+    (e.g. (set, seed) pairs, to pool several tables)."""
+    by_seed = {e["name"]: dict(zip(e.get("seeds", range(len(e["avg"]))), e["avg"])) for e in table}
+    effects = []
+    for label, without, with_ in EFFECTS:
+        if without not in by_seed or with_ not in by_seed:
+            continue
+        seeds = sorted(set(by_seed[without]) & set(by_seed[with_]))
+        diffs = [by_seed[with_][s] - by_seed[without][s] for s in seeds]
+        if len(diffs) >= 2:
+            effects.append({"label": label, "rows": (without, with_), "n": len(diffs), "mean": statistics.mean(diffs),
+                            "se": statistics.stdev(diffs) / math.sqrt(len(diffs)),
+                            "positive": sum(d > 0 for d in diffs)})
+    return effects
+
+
+def _effects_lines(table: List[dict]) -> List[str]:
+    effects = paired_effects(table)
+    if not effects:
+        return []
+    return (["Each term's effect on AVG, paired by seed (mean ± standard error of the per-seed differences):", "",
+             "| effect | rows | mean ± se | > 0 in |", "|---|---|---|---|"]
+            + [f"| {e['label']} | {' -> '.join(e['rows'])} | {e['mean']:+.2f} ± {e['se']:.2f} | {e['positive']} of {e['n']} |"
+               for e in effects]
+            + [""])
+
+
 def _target_line(table: List[dict]) -> List[str]:
     verdict = target(table)
     if verdict is None:
@@ -359,7 +398,7 @@ def markdown(results: Dict[str, List[dict]], note: str) -> str:
                          f"{_mean_std(e['acc'])} | {_per_seed(e['avg'])} | {_per_seed(e['acc'])} | {paper} |")
         lines.append("")
         if experiment == "table3":
-            lines += _target_line(table)
+            lines += _target_line(table) + _effects_lines(table)
         if experiment in FIGURES:
             lines += [f"Figure: `{FIGURES[experiment]}`.", ""]
         if any("u_mean" in e for e in table):

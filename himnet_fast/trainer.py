@@ -83,12 +83,9 @@ class Trainer:
         reuses this step's forward pass and draws no random numbers, so training is unchanged.
         """
         self.model.train()
-        _, X, labels = next(self.batches)
-        X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-        A, S, X_hat, *modalities = self.model(X, modality_attention=bool(self.criterion.cfg.mutual_weight))
-        terms = self.criterion(A, S, X_hat, labels, self.k, *modalities)
+        terms, outputs = self.next_batch_losses()
         if diagnose:
-            self.grad_norms.append({"iteration": self.iteration + 1, **self.term_gradient_norms(terms, A, S, X_hat)})
+            self.grad_norms.append({"iteration": self.iteration + 1, **self.term_gradient_norms(terms, *outputs)})
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         stacked = torch.stack([terms[key].detach() for key in LOSS_KEYS])
@@ -107,6 +104,14 @@ class Trainer:
         for key in LOSS_KEYS:
             self.history[key].append(values[key])
         return values
+
+    def next_batch_losses(self) -> tuple[dict, tuple]:
+        """Draw the next batch of the stream and compute its loss terms (in the model's current
+        mode): (terms, (A (B, T), S (B, T, C+1), X_hat (B, T, hidden)))."""
+        _, X, labels = next(self.batches)
+        X, labels = X.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        A, S, X_hat, *modalities = self.model(X, modality_attention=bool(self.criterion.cfg.mutual_weight))
+        return self.criterion(A, S, X_hat, labels, self.k, *modalities), (A, S, X_hat)
 
     def term_gradient_norms(self, terms: dict, A: torch.Tensor, S: torch.Tensor, X_hat: torch.Tensor) -> dict:
         """{term: {"A": |d(w L)/dA|, "S": |d(w L)/dS|, "X_hat": |d(w L)/dX_hat|}} for each term in

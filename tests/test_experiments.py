@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from himnet_fast.experiment_figures import U_CACHE, gaussian_kde, scott_bandwidth
-from himnet_fast.experiments import EXPERIMENTS, _target_line, canonical, main, target
+from himnet_fast.experiments import (EXPERIMENTS, _effects_lines, _target_line, canonical, main, markdown,
+                                     paired_effects, target)
 
 from conftest import TINY_SET_MODEL as TINY
 
@@ -105,6 +106,22 @@ def test_target_by_hand():
     # a missing row or a single seed: no verdict
     assert target(_rows(MIL=[1, 2], MIL_CLL=[2, 3], Full=[5, 6])) is None
     assert target(_rows(MIL=[1], MIL_CLL=[2], MIL_CLL_VCL=[3], Full=[5])) is None
+
+
+def test_paired_effects_by_hand():
+    table = [{"name": "MIL", "seeds": [0, 1, 2], "avg": [1.0, 2.0, 3.0]},
+             {"name": "MIL+CLL", "seeds": [0, 1, 2], "avg": [2.0, 2.0, 5.0]},  # differences 1, 0, 2
+             {"name": "MIL+CLL+VCL", "seeds": [1, 2, 3], "avg": [1.0, 6.0, 9.0]}]  # shares seeds 1, 2: -1, +1
+    cll, vcl = paired_effects(table)
+    assert (cll["label"], cll["rows"], cll["n"], cll["mean"], cll["positive"]) == ("CLL", ("MIL", "MIL+CLL"), 3, 1.0, 2)
+    assert cll["se"] == pytest.approx(1 / math.sqrt(3))
+    assert (vcl["n"], vcl["mean"], vcl["se"], vcl["positive"]) == (2, 0.0, 1.0, 1)  # sd sqrt(2), / sqrt(2)
+    assert "| CLL | MIL -> MIL+CLL | +1.00 ± 0.58 | 2 of 3 |" in _effects_lines(table)
+    rows = [dict(e, flags=[], acc=e["avg"], paper_avg=None, paper_acc=None) for e in table]
+    assert "| CLL | MIL -> MIL+CLL | +1.00 ± 0.58 | 2 of 3 |" in markdown({"table3": rows}, "")
+    # one shared seed, or a missing row: no entry
+    assert paired_effects([table[0], {"name": "MIL+CLL", "seeds": [2, 5], "avg": [4.0, 4.0]}]) == []
+    assert paired_effects(table[:1]) == [] and _effects_lines(table[:1]) == []
 
 
 def test_unknown_row_is_a_clear_error(tmp_path):
