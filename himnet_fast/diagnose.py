@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.config import RunConfig
+from himnet_fast.config import RunConfig, torch_threads
 from himnet_fast.losses import LOSS_KEYS, NETWORK_OUTPUTS
 from himnet_fast.run_data import open_dataset
 from himnet_fast.trainer import Trainer
@@ -34,15 +34,16 @@ def checkpoint_gradient_norms(path: Path, batches: int = 20, device: str = "cpu"
     state = load_checkpoint(path)
     cfg = RunConfig.from_dict(state["config"])
     cfg.device, cfg.schedule.progress = device, False
-    trainer = Trainer(cfg, open_dataset(cfg, log=lambda _: None))
-    trainer.load_state_dict(state)
-    trainer.model.train()
     sums: Dict[str, Dict[str, List[float]]] = {}
-    for _ in range(batches):
-        terms, outputs = trainer.next_batch_losses()
-        for term, by_output in trainer.term_gradient_norms(terms, *outputs).items():
-            for output, norm in by_output.items():
-                sums.setdefault(term, {}).setdefault(output, []).append(norm)
+    with torch_threads(cfg.threads):  # the run's thread count: sums split over threads round differently
+        trainer = Trainer(cfg, open_dataset(cfg, log=lambda _: None))
+        trainer.load_state_dict(state)
+        trainer.model.train()
+        for _ in range(batches):
+            terms, outputs = trainer.next_batch_losses()
+            for term, by_output in trainer.term_gradient_norms(terms, *outputs).items():
+                for output, norm in by_output.items():
+                    sums.setdefault(term, {}).setdefault(output, []).append(norm)
     return trainer.iteration, {term: {o: statistics.mean(v) for o, v in by_output.items()}
                                for term, by_output in sums.items()}
 
