@@ -18,6 +18,7 @@ so the output folder must be on a file system all ranks share.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, List, Sequence
@@ -86,6 +87,26 @@ def rank_device(device: str, world: World) -> str:
 def shutdown(world: World) -> None:
     if world.active and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_worker(code: int) -> None:
+    """End the process with ``code``. A ``torchrun`` worker (WORLD_SIZE > 1) exits at once with
+    ``os._exit`` after flushing stdout and stderr, skipping Python's finalization; a single
+    process returns (the caller exits normally). Call it last, after :func:`shutdown`.
+
+    Why: a Gloo worker thread can still be releasing a finished collective (its ``AsyncWork``)
+    after this rank has moved on, and ``destroy_process_group`` does not join those threads.
+    The release drops tensors whose Python objects need the GIL. If the main thread has reached
+    interpreter finalization by then, taking the GIL calls ``pthread_exit``, whose forced unwind
+    through a ``noexcept`` destructor aborts the process: "terminate called without an active
+    exception", SIGABRT, after all the work is done. Seen here about once in 50-100 two-process
+    runs on a loaded machine; a core dump showed that exact stack (``ProcessGroupGloo::runLoop``
+    -> ``~AsyncAllreduceWork`` -> ``THPVariable_dealloc`` -> ``take_gil`` -> ``pthread_exit``)
+    with the main thread in ``Py_FinalizeEx``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def broadcast_object(obj: Any, world: World) -> Any:

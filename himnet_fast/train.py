@@ -33,7 +33,7 @@ import torch
 from himnet_fast.checkpoint import load_checkpoint, save_checkpoint
 from himnet_fast.config import (PRESETS, RunConfig, add_config_arguments, apply_overrides, preset, resolve_device,
                                 run_cli, torch_threads)
-from himnet_fast.distributed import World, broadcast_object, init_world, rank_device, shutdown
+from himnet_fast.distributed import World, broadcast_object, exit_worker, init_world, rank_device, shutdown
 from himnet_fast.inference import evaluate_model, results_json
 from himnet_fast.outdir import claim
 from himnet_fast.plots import plot_curves, plot_timeline
@@ -311,4 +311,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main, "python -m himnet_fast.train"))
+    code = run_cli(main, "python -m himnet_fast.train")
+    exit_worker(code)  # under torchrun: no interpreter finalization (see its docstring)
+    sys.exit(code)

@@ -12,7 +12,7 @@ import torch
 
 from himnet_fast.config import RunConfig, torch_threads
 from himnet_fast.data import load_dataset
-from himnet_fast.distributed import init_world, shutdown
+from himnet_fast.distributed import exit_worker, init_world, shutdown
 from himnet_fast.trainer import Trainer
 
 
@@ -31,3 +31,4 @@ def main(config_json: str, data_dir: str, out: str) -> None:
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])
+    exit_worker(0)

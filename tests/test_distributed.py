@@ -108,3 +108,15 @@ def test_torchrun_restart_after_a_killed_worker_gives_the_uninterrupted_weights(
     assert log == list(range(1, 151))
     metrics = json.loads((killed / "metrics.json").read_text())
     assert (metrics["world_size"], metrics["batch_per_rank"]) == (2, 8)
+
+
+@pytest.mark.parametrize("world_size, code, reached", [("2", 3, False), ("1", 0, True)])
+def test_exit_worker_skips_finalization_only_under_torchrun(world_size, code, reached):
+    # A torchrun worker ends at exit_worker with its code, its buffered output flushed; a single
+    # process goes on (and exits normally).
+    script = ("import sys; from himnet_fast.distributed import exit_worker\n"
+              "print('buffered', end=''); sys.stderr.write('err')\n"
+              f"exit_worker({code}); print(' after', end='')")
+    done = subprocess.run([sys.executable, "-c", script], env={**ENV, "WORLD_SIZE": world_size},
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (code, "buffered after" if reached else "buffered", "err")
