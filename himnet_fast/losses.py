@@ -34,6 +34,8 @@ class LossConfig:
     autograd, to X_hat and through the temporal weights to S and A) or "features" (X_hat only:
     the paper's VCL on the fused features).
     ``num_pairs``: leading batch pairs for VCL.
+    ``cll_weight``: L_CLL's weight, 1 in Eq. 11 (the default); other values are a diagnostic
+    outside the paper (docs/RESULTS.md section 12 measures 21 = C+1).
     ``norm_weight``, ``guide_weight``: CO2-Net's extra attention terms, off (0) by default, the
     base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
     (``reference.losses.attention_norm_loss`` / ``guide_loss``; computed in PyTorch for every
@@ -51,6 +53,7 @@ class LossConfig:
 
     lambda1: float = 1.0
     lambda2: float = 0.01
+    cll_weight: float = 1.0
     alpha: float = 4.0
     delta: float = 0.5
     use_mil: bool = True
@@ -74,6 +77,7 @@ class LossConfig:
     def __post_init__(self):
         check_number("lambda1", self.lambda1, 0.0)
         check_number("lambda2", self.lambda2, 0.0)
+        check_number("cll_weight", self.cll_weight, 0.0)
         check_number("alpha", self.alpha, 0.0)
         check_number("delta", self.delta)
         check_number("norm_weight", self.norm_weight, 0.0)
@@ -92,7 +96,7 @@ class LossConfig:
 
     def term_weights(self) -> dict[str, float]:
         """The weight of each term in the total (0 for a term switched off), in LOSS_KEYS order."""
-        return {"mil": float(self.use_mil), "cll": float(self.use_cll), "vcl": self.lambda1 * self.use_vcl,
+        return {"mil": float(self.use_mil), "cll": self.cll_weight * self.use_cll, "vcl": self.lambda1 * self.use_vcl,
                 "scl": self.lambda2 * self.use_scl, "norm": self.norm_weight, "guide": self.guide_weight,
                 "ml": self.ml_weight, "mutual": self.mutual_weight}
 

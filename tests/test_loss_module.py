@@ -54,6 +54,15 @@ def test_criterion_combines_terms_as_eq11():
                                                           vcl_grad=DEFAULT.vcl_grad)["total"])
 
 
+def test_cll_weight_scales_cll_in_the_total():
+    A, S, X, labels = batch()
+    ref = reference_terms(A, S, X, labels, 2)
+    out = HiMNetCriterion(LossConfig(cll_weight=3.0, backend="reference"))(A, S, X, labels, 2)
+    assert ref["cll"].item() > 0
+    torch.testing.assert_close(out["cll"], ref["cll"])  # the term is reported unweighted
+    torch.testing.assert_close(out["total"], ref["mil"] + 3.0 * ref["cll"] + ref["vcl"] + 0.01 * ref["scl"])
+
+
 @pytest.mark.parametrize("disabled", ["mil", "cll", "vcl", "scl"])
 def test_disabled_term_is_zero_and_left_out(disabled):
     A, S, X, labels = batch(1)
@@ -98,6 +107,7 @@ def test_alpha_zero_equals_no_uncertainty():
     [
         ({"lambda1": -1.0}, "lambda1"),
         ({"lambda2": math.inf}, "lambda2"),
+        ({"cll_weight": -1.0}, "cll_weight"),
         ({"alpha": -0.1}, "alpha"),
         ({"scl_variant": "both"}, "scl_variant"),
         ({"backend": "cuda"}, "backend"),
@@ -121,12 +131,11 @@ def test_bad_input_raises_naming_the_argument():
         crit(A[:, :3], S, X, labels, 2)
 
 
-@pytest.mark.parametrize("disabled", [None, "cll"])
-def test_triton_backend_gives_the_reference_total_and_gradients(disabled, kernel_device):
+@pytest.mark.parametrize("flags", [{}, {"use_cll": False}, {"cll_weight": 3.0}])
+def test_triton_backend_gives_the_reference_total_and_gradients(flags, kernel_device):
     """The criterion's fused path (grad_weights hint included) against the reference, float32;
     on the CPU this runs the Triton interpreter."""
     A, S, X, labels = (t.detach().float().to(kernel_device) for t in batch(3))
-    flags = {} if disabled is None else {f"use_{disabled}": False}
     grads = {}
     for backend in ("reference", "triton"):
         S_, A_, X_ = (t.clone().requires_grad_() for t in (S, A, X))
