@@ -35,7 +35,7 @@ class LossConfig:
     the paper's VCL on the fused features).
     ``num_pairs``: leading batch pairs for VCL.
     ``cll_weight``: L_CLL's weight, 1 in Eq. 11 (the default); other values are a diagnostic
-    outside the paper (docs/RESULTS.md section 12 measures 21 = C+1).
+    outside the paper (docs/RESULTS.md section 13 measures 21 = C+1).
     ``norm_weight``, ``guide_weight``: CO2-Net's extra attention terms, off (0) by default, the
     base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
     (``reference.losses.attention_norm_loss`` / ``guide_loss``; computed in PyTorch for every
