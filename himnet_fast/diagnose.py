@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from himnet_fast.checkpoint import load_checkpoint
-from himnet_fast.config import RunConfig, torch_threads
+from himnet_fast.config import RunConfig, run_cli, torch_threads
 from himnet_fast.losses import LOSS_KEYS, NETWORK_OUTPUTS
 from himnet_fast.run_data import open_dataset
 from himnet_fast.trainer import Trainer
@@ -80,6 +80,4 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    from himnet_fast.config import run_cli
-
     raise SystemExit(run_cli(main, "python -m himnet_fast.diagnose"))
