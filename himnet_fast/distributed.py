@@ -52,7 +52,7 @@ class World:
 def init_world(device: str) -> World:
     """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
     ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``); a single process otherwise."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
+    size = _launched_world_size()
     if size <= 1:
         return World()
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -63,6 +63,11 @@ def init_world(device: str) -> World:
         dist.init_process_group("nccl" if on_gpu else "gloo", timeout=COLLECTIVE_TIMEOUT,
                                 store=_attempt_store(rank, size), rank=rank, world_size=size)
     return World(rank, size, local_rank)
+
+
+def _launched_world_size() -> int:
+    """The number of processes ``torchrun`` started (its ``WORLD_SIZE``; 1 when not under it)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _attempt_store(rank: int, size: int) -> dist.Store:
@@ -103,7 +108,7 @@ def exit_worker(code: int) -> None:
     runs on a loaded machine; a core dump showed that exact stack (``ProcessGroupGloo::runLoop``
     -> ``~AsyncAllreduceWork`` -> ``THPVariable_dealloc`` -> ``take_gil`` -> ``pthread_exit``)
     with the main thread in ``Py_FinalizeEx``."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _launched_world_size() > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

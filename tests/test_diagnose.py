@@ -15,9 +15,8 @@ def test_one_batch_equals_what_the_trainer_logs_at_the_next_step(tiny_args, tmp_
     logged = json.loads((tmp_path / "three" / "metrics.json").read_text())["grad_norms"][-1]
     assert logged.pop("iteration") == 3
     iteration, norms = checkpoint_gradient_norms(tmp_path / "two" / "checkpoint.pt", batches=1)
-    assert iteration == 2 and norms == logged
-    # the default --vcl-grad features: VCL reaches X_hat only; MIL reaches X_hat through S
-    assert norms["vcl"]["A"] == norms["vcl"]["S"] == 0.0 < norms["vcl"]["X_hat"] and norms["mil"]["X_hat"] > 0
+    assert iteration == 2 and norms == logged  # what the logged norms hold: test_train_e2e
+    assert set(norms) == {"mil", "cll", "vcl", "scl"}
     capsys.readouterr()
     diagnose([str(tmp_path / "two" / "checkpoint.pt"), "--batches", "2"])
     out = capsys.readouterr().out
