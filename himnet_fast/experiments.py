@@ -43,7 +43,8 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
   the paper's figures beside them, and the gradient balance: the norm of each weighted loss
   term's gradient on A, on S and on X_hat at the last evaluation (``Trainer.step(diagnose=True)``),
   mean over seeds (``grad_norms`` in results.json); table3 adds issue 12's target verdict
-  (``target``) and each term's effect paired by seed, mean ± standard error (``paired_effects``);
+  (``target``) and each term's effect paired by seed, mean ± standard error (``paired_effects``;
+  ``target_rate`` counts the n-seed checks of pooled tables that meet the target);
   the kde section adds the U summary; runs evaluated more than once (``-- --eval-every N``) add
   the AVG at each evaluation, per row;
 - ``alpha.png``, ``kde.png``: Fig. 6 and Fig. 7 (``experiment_figures``).
@@ -52,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import statistics
@@ -60,7 +62,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
@@ -337,6 +339,11 @@ def target(table: List[dict]) -> Optional[dict]:
             "met": in_order and lead > larger_std}
 
 
+def _avg_by_seed(table: List[dict]) -> Dict[str, dict]:
+    """Per row name, its AVG per seed key (the row's ``seeds``, else 0, 1, ...)."""
+    return {e["name"]: dict(zip(e.get("seeds", range(len(e["avg"]))), e["avg"])) for e in table}
+
+
 # Each term's effect in table3: (label, the row without it, the row with it)
 EFFECTS = (("CLL", "MIL", "MIL+CLL"), ("VCL", "MIL+CLL", "MIL+CLL+VCL"), ("SCL", "MIL+CLL+VCL", "Full"),
            ("Full - MIL+CLL", "MIL+CLL", "Full"))
@@ -348,7 +355,7 @@ def paired_effects(table: List[dict]) -> List[dict]:
     shared seeds), ``mean`` and ``se`` (its standard error, sd / sqrt(n)) of the per-seed
     differences, and ``positive`` (how many are > 0). A row's ``seeds`` may be any hashable keys
     (e.g. (set, seed) pairs, to pool several tables)."""
-    by_seed = {e["name"]: dict(zip(e.get("seeds", range(len(e["avg"]))), e["avg"])) for e in table}
+    by_seed = _avg_by_seed(table)
     effects = []
     for label, without, with_ in EFFECTS:
         if without not in by_seed or with_ not in by_seed:
@@ -360,6 +367,28 @@ def paired_effects(table: List[dict]) -> List[dict]:
                             "se": statistics.stdev(diffs) / math.sqrt(len(diffs)),
                             "positive": sum(d > 0 for d in diffs)})
     return effects
+
+
+def target_rate(table: List[dict], n: int = 3, group: Optional[Callable[[Hashable], Hashable]] = None) -> Optional[dict]:
+    """How often an ``n``-seed check meets issue 12's ``target``: over every ``n``-subset of the
+    seeds the four target rows share (each subset keeps the rows paired by seed), the number of
+    subsets (``checks``) and of those that meet it (``met``), and of those whose rows are in order
+    (``in_order``). Seeds may be any hashable keys ((set, seed) pairs, to pool several tables).
+    ``group`` (a seed key -> its group, e.g. its synthetic set) keeps only the subsets within one
+    group, as a real check draws its seeds on one set: the std it compares with then holds no
+    set-to-set offset. None when a target row is missing or no subset qualifies."""
+    by_seed = _avg_by_seed(table)
+    if n < 2 or any(name not in by_seed for name in TARGET_ROWS):
+        return None
+    shared = sorted(set.intersection(*(set(by_seed[name]) for name in TARGET_ROWS)))
+    subsets = [subset for subset in itertools.combinations(shared, n)
+               if group is None or len({group(key) for key in subset}) == 1]
+    if not subsets:
+        return None
+    verdicts = [target([{"name": name, "avg": [by_seed[name][s] for s in subset]} for name in TARGET_ROWS])
+                for subset in subsets]
+    return {"seeds": len(shared), "n": n, "checks": len(verdicts), "met": sum(v["met"] for v in verdicts),
+            "in_order": sum(v["in_order"] for v in verdicts)}
 
 
 def _effects_lines(table: List[dict]) -> List[str]:

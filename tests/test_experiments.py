@@ -9,7 +9,7 @@ import pytest
 
 from himnet_fast.experiment_figures import U_CACHE, gaussian_kde, scott_bandwidth
 from himnet_fast.experiments import (EXPERIMENTS, _effects_lines, _target_line, canonical, main, markdown,
-                                     paired_effects, target)
+                                     paired_effects, target, target_rate)
 
 from conftest import TINY_SET_MODEL as TINY
 
@@ -122,6 +122,32 @@ def test_paired_effects_by_hand():
     # one shared seed, or a missing row: no entry
     assert paired_effects([table[0], {"name": "MIL+CLL", "seeds": [2, 5], "avg": [4.0, 4.0]}]) == []
     assert paired_effects(table[:1]) == [] and _effects_lines(table[:1]) == []
+
+
+def test_target_rate_by_hand():
+    # four seeds; seed 3 puts MIL+CLL+VCL below MIL+CLL by 9, enough to reverse any mean it joins
+    seeds = [0, 1, 2, 3]
+    table = [{"name": "MIL", "seeds": seeds, "avg": [1.0, 2.0, 3.0, 2.0]},
+             {"name": "MIL+CLL", "seeds": seeds, "avg": [2.0, 3.0, 4.0, 12.0]},
+             {"name": "MIL+CLL+VCL", "seeds": seeds, "avg": [3.0, 4.0, 5.0, 3.0]},
+             {"name": "Full", "seeds": seeds, "avg": [5.0, 6.0, 7.0, 20.0]}]
+    # 4 subsets of 3: {0,1,2} is test_target_by_hand's met table; each of the 3 with seed 3 has
+    # MIL+CLL+VCL (mean 3.3-4) below MIL+CLL (5.7-6.3), so out of order
+    assert target_rate(table) == {"seeds": 4, "n": 3, "checks": 4, "met": 1, "in_order": 1}
+    # pairs: 6 subsets; the 3 without seed 3 are in order; their Full - MIL+CLL lead is 3 and the
+    # larger std 0.71 (two seeds one apart), so all 3 are met
+    assert target_rate(table, n=2) == {"seeds": 4, "n": 2, "checks": 6, "met": 3, "in_order": 3}
+    # (set, seed) keys pool tables; only the seeds all four rows share count
+    pooled = [dict(e, seeds=[("a", s) for s in e["seeds"]]) for e in table]
+    pooled[0] = dict(pooled[0], seeds=pooled[0]["seeds"][:3] + [("b", 3)])
+    assert target_rate(pooled) == {"seeds": 3, "n": 3, "checks": 1, "met": 1, "in_order": 1}
+    assert target_rate(pooled[1:]) is None and target_rate(table, n=5) is None and target_rate(table, n=1) is None
+    # group: seeds 0-1 on one set, 2-3 on another; of the 6 pairs only {0,1} and {2,3} stay, and
+    # {2,3} is out of order (MIL+CLL+VCL 4 < MIL+CLL 8)
+    two_sets = [dict(e, seeds=[("a", 0), ("a", 1), ("b", 2), ("b", 3)]) for e in table]
+    assert target_rate(two_sets, n=2, group=lambda key: key[0]) == {"seeds": 4, "n": 2, "checks": 2, "met": 1,
+                                                                    "in_order": 1}
+    assert target_rate(two_sets, n=3, group=lambda key: key[0]) is None  # no set has 3 seeds
 
 
 def test_unknown_row_is_a_clear_error(tmp_path):
