@@ -32,7 +32,9 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
   slug, ``default`` for none; ``<hash>`` of all the options), with ``flags.json`` (the row's
   flags, ``--iters``, the options after ``--``) and ``seed<S>/``, each run's outputs
   (metrics.json, checkpoint.pt, log.txt, ...; ``u_background.npy`` for the kde rows);
-- ``results.json``: per experiment, the rows in table order, each with ``name``, ``flags``,
+- ``results.json``: per experiment, the rows of the last command that ran it, in table order (a
+  command replaces the entries of its experiments, with only the rows it names, and keeps the
+  others; finished runs are not rerun, so naming rows again is cheap), each with ``name``, ``flags``,
   ``seeds``, ``folders`` (the runs, relative to ``--out``) and the per-seed lists ``avg`` (mAP
   averaged over tIoU 0.1:0.7, %) and ``acc`` (``snippet_accuracy`` of metrics.json: the argmax of
   S over C+1 against the ground-truth class, %; the only snippet metric runs record, so Table 4
