@@ -31,7 +31,7 @@ import torch
 from himnet_fast.losses import LossConfig
 from himnet_fast.model import GATES, INITS, ModelConfig
 from himnet_fast.postprocess import DetectionConfig
-from himnet_fast.reference.losses import MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS
+from himnet_fast.reference.losses import CLL_NORMS, MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS
 
 PRESETS = ("synthetic", "thumos14", "anet13")
 # A fixed default, not the core count: float sums split over threads round differently, so a
@@ -177,6 +177,7 @@ class RunConfig:
         loss = self.loss
         _check(loss.scl_variant in SCL_VARIANTS, "scl-variant", f"must be one of {SCL_VARIANTS}, got {loss.scl_variant!r}")
         _check(loss.mil_norm in MIL_NORMS, "mil-norm", f"must be one of {MIL_NORMS}, got {loss.mil_norm!r}")
+        _check(loss.cll_norm in CLL_NORMS, "cll-norm", f"must be one of {CLL_NORMS}, got {loss.cll_norm!r}")
         _check(loss.suppression in SUPPRESSIONS, "suppression",
                f"must be one of {SUPPRESSIONS}, got {loss.suppression!r}")
         _check(loss.vcl_grad in VCL_GRADS, "vcl-grad", f"must be one of {VCL_GRADS}, got {loss.vcl_grad!r}")
@@ -245,7 +246,7 @@ _OPTION_NAMES = {"loss.use_mil": "mil", "loss.use_cll": "cll", "loss.use_vcl": "
 _RENAMED = {"detect": {"infer_r": "r", "post_backend": "backend"}}
 # Fields added with a default other than the behaviour before them: section -> {key: the old
 # behaviour}, so that a config saved before (a checkpoint being resumed) trains as it did.
-_ADDED = {"loss": {"vcl_grad": "base"}}
+_ADDED = {"loss": {"vcl_grad": "base", "cll_norm": "paper"}}
 
 
 def _option(name: str) -> str:

@@ -69,6 +69,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from himnet_fast.config import RunConfig
 from himnet_fast.diagnose import gradient_table
 from himnet_fast.experiment_figures import (U_CACHE, cached_background_uncertainty, plot_alpha, plot_kde,
                                             uncertainty_summary)
@@ -214,11 +215,45 @@ def synthetic_sets(runs: Sequence[Run]) -> None:
             ensure_synthetic(cfg.data, log=log)  # returns at once when the set is cached
 
 
+# The config sections that decide a run's result (schedule and the top level hold the output
+# folder, seed, threads, progress bars and evaluation cadence, which the runner sets itself).
+RESULT_SECTIONS = ("data", "model", "optim", "loss", "detect")
+
+
+def changed_settings(run: Run) -> List[str]:
+    """The settings in which a finished run's recorded config (its metrics.json, read as a resumed
+    checkpoint would be: fields added since take their old behaviour) differs from what its
+    options give today, as "section.field: then -> now"; empty when it would train the same."""
+    from himnet_fast.train import parse_config
+
+    recorded = json.loads(run.metrics_path.read_text()).get("config")
+    if recorded is None:  # written before metrics.json recorded its config: nothing to compare
+        return []
+    then = RunConfig.from_dict(recorded).to_dict()
+    now = parse_config(list(run.options)).cfg.to_dict()
+    return [f"{section}.{key}: {then[section][key]!r} -> {value!r}"
+            for section in RESULT_SECTIONS for key, value in now[section].items() if then[section][key] != value]
+
+
+def check_finished_runs(runs: Sequence[Run]) -> None:
+    """Refuse to reuse finished runs that their options would now train differently (a default
+    changed since, e.g. ``--cll-norm`` in docs/RESULTS.md section 16): mixing them into a table
+    would report one configuration under the name of another."""
+    stale = [(run, diff) for run in runs if run.metrics_path.is_file() for diff in [changed_settings(run)] if diff]
+    if stale:
+        run, diff = stale[0]
+        raise SystemExit(f"experiments: {len(stale)} finished run(s) were trained with other settings than their "
+                         f"options give today, e.g. {run.folder}: {'; '.join(diff)}. A default has changed since: "
+                         f"pass the old value after -- (e.g. -- --cll-norm paper) or choose another --out.")
+
+
 def run_all(runs: Sequence[Run], jobs: int) -> Dict[Run, str]:
     """Runs the distinct pending runs (``jobs`` at a time); returns the failures. Writes each run
-    folder's ``flags.json`` first, and generates the synthetic sets they need before starting any
-    (:func:`synthetic_sets`)."""
+    folder's ``flags.json`` first, refuses finished runs trained with other settings than their
+    options now give (:func:`check_finished_runs`), and generates the synthetic sets the pending
+    runs need before starting any (:func:`synthetic_sets`)."""
     runs = list(dict.fromkeys(runs))
+    check_finished_runs(runs)
     for run in runs:
         flags_json = run.folder.parent / "flags.json"
         if not flags_json.is_file():

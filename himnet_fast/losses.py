@@ -13,7 +13,7 @@ from torch import nn
 from himnet_fast import ops
 from himnet_fast.ops._dispatch import BACKENDS
 from himnet_fast.ops.losses import upcast
-from himnet_fast.reference.losses import (MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS, attention_norm_loss,
+from himnet_fast.reference.losses import (CLL_NORMS, MIL_NORMS, SCL_VARIANTS, SUPPRESSIONS, VCL_GRADS, attention_norm_loss,
                                          guide_loss, modality_mutual_loss, mutual_learning_loss, vcl_loss)
 from himnet_fast.validation import check_choice, check_int, check_number
 
@@ -33,9 +33,11 @@ class LossConfig:
     ``vcl_grad``: where L_VCL's gradient goes (``reference.losses.vcl_loss``): "base" (CO2-Net's
     autograd, to X_hat and through the temporal weights to S and A) or "features" (X_hat only:
     the paper's VCL on the fused features).
+    ``cll_norm``: L_CLL's normalisation (``reference.losses.cll_loss``), "paper" (Eq. 5's 1/(C+1))
+    or "procl" (the sum over the classes of the authors' ProCL code, C+1 times the paper's value).
     ``num_pairs``: leading batch pairs for VCL.
     ``cll_weight``: L_CLL's weight, 1 in Eq. 11 (the default); other values are a diagnostic
-    outside the paper (docs/RESULTS.md section 13 measures 21 = C+1).
+    outside the paper (docs/RESULTS.md section 13 measures 21 = C+1 with ``cll_norm="paper"``).
     ``norm_weight``, ``guide_weight``: CO2-Net's extra attention terms, off (0) by default, the
     base code's weights are 0.8 each: L_norm = mean(A) and L_guide = mean |1 - a - b_bg|
     (``reference.losses.attention_norm_loss`` / ``guide_loss``; computed in PyTorch for every
@@ -68,6 +70,9 @@ class LossConfig:
     # CO2-Net's readings: measured better than the paper's literal ones (docs/RESULTS.md).
     mil_norm: str = "base"
     suppression: str = "shifted"
+    # The authors' ProCL code's CLL (the sum over classes): measured better than Eq. 5's 1/(C+1)
+    # (docs/RESULTS.md section 16).
+    cll_norm: str = "procl"
     # The paper's VCL on the fused features: measured better than the base code's (docs/RESULTS.md section 10).
     vcl_grad: str = "features"
     backend: str = "auto"
@@ -86,6 +91,7 @@ class LossConfig:
         check_number("mutual_weight", self.mutual_weight, 0.0)
         check_choice("scl_variant", self.scl_variant, SCL_VARIANTS)
         check_choice("mil_norm", self.mil_norm, MIL_NORMS)
+        check_choice("cll_norm", self.cll_norm, CLL_NORMS)
         check_choice("suppression", self.suppression, SUPPRESSIONS)
         check_choice("vcl_grad", self.vcl_grad, VCL_GRADS)
         check_choice("backend", self.backend, BACKENDS)
@@ -138,7 +144,8 @@ class HiMNetCriterion(nn.Module):
             # dS, dA during the forward and make the backward a no-op.
             grad_weights = tuple(weights[name] for name in ("mil", "cll", "scl"))
             terms = ops.himnet_losses(S, A, labels, k, alpha=cfg.alpha, scl_variant=cfg.scl_variant,
-                                      mil_norm=cfg.mil_norm, suppression=cfg.suppression, backend=cfg.backend,
+                                      mil_norm=cfg.mil_norm, suppression=cfg.suppression, cll_norm=cfg.cll_norm,
+                                      backend=cfg.backend,
                                       check_values=cfg.check_values, grad_weights=grad_weights)
             for name in ("mil", "cll", "scl"):
                 if getattr(cfg, f"use_{name}"):

@@ -40,8 +40,9 @@ with n_bar = n_hat = 1/K (MIL_PAPER, Eq. 5), or n_bar = 1 / (sum y_bar + 1e-4) a
      shifted (CO2-Net, S_hat = a (s - mu) + mu, mu = min_j s_j, whose gradient goes to the first
      arg-min j*, as torch.min): dS_hat_c/ds_j = a [j = c] + (1 - a) [j = j*], dS_hat_c/da = s_c - mu,
      so dS_j += a h_j + (1 - a) [j = j*] sum_c h_c and dA = sum_c h_c (s_c - mu).
-CLL (``_cll``). Per video L = (1/T) sum_t (1/K) sum_c -v_c log(1 - p_c), v = 1 - y_bar [w_cll]
-(the complementary labels: 0 on the video's classes and on the background).
+CLL (``_cll``). Per video L = (1/T) sum_t n_cll sum_c -v_c log(1 - p_c), v = 1 - y_bar [w_cll]
+(the complementary labels: 0 on the video's classes and on the background), n_cll = 1/K (CLL_PAPER,
+Eq. 5) or 1 (CLL_PROCL, the authors' ProCL code: the sum over the classes).
  (5) dp_c/ds_j = p_c ([j = c] - p_j), so with r_c = p_c / (1 - p_c):
      d(-log(1 - p_c))/ds_j = r_c ([j = c] - p_j) = p_c [j = c] - r_c p_j [j != c].
  (6) Weighted by v and summed over c: D_j = p_j (v_j / (1 - p_j) - R), R = sum_c v_c r_c.
@@ -49,7 +50,7 @@ CLL (``_cll``). Per video L = (1/T) sum_t (1/K) sum_c -v_c log(1 - p_c), v = 1 -
      c != i [r_sum], r_i p_j = f_j / (F z) and v_j / (1 - p_j) = v_j (1 + r_j), so
      D_j = p_j (v_j (1 + r_j) - R') - (v_i / z) f_j / F for j != i, D_i = p_i (v_i - R') [d_cll]
      (one formula: f_i = 0).
- (8) dS += g_cll / (K T) D.
+ (8) dS += g_cll n_cll / T D.
 SCL (``_scl``). b = p_C (background), b~ = clamp(b, EPS, 1 - EPS), a~ = clamp(a, EPS, 1 - EPS); L =
 sum_t U_b BCE(b~; 1 - a~) + U_a BCE(a~; 1 - b~), U_b = U(b~ || 1 - a~), U_a = U(a~ || 1 - b~) (Eq. 9:
 1 for SCL_NONE, exp(-alpha KL(pred || target)) for SCL_SELF, exp(-alpha KL(target || pred)) for
@@ -75,8 +76,10 @@ CO2NET_LABEL_EPS = tl.constexpr(1e-4)  # reference.losses.CO2NET_LABEL_EPS
 FORWARD, FORWARD_GRAD, BACKWARD, BACKWARD_CHECK = (tl.constexpr(i) for i in range(4))  # MODE, in this order
 SCL_NONE, SCL_SELF, SCL_TARGET = (tl.constexpr(i) for i in range(3))  # VARIANT: U of Eq. 9
 MIL_PAPER, MIL_BASE = tl.constexpr(0), tl.constexpr(1)  # MIL_NORM: reference.losses.MIL_NORMS
+CLL_PAPER, CLL_PROCL = tl.constexpr(0), tl.constexpr(1)  # CLL_NORM: reference.losses.CLL_NORMS
 VARIANT_CODES = {"none": SCL_NONE, "self": SCL_SELF, "target": SCL_TARGET}
 MIL_NORM_CODES = {"paper": MIL_PAPER, "base": MIL_BASE}
+CLL_NORM_CODES = {"paper": CLL_PAPER, "procl": CLL_PROCL}
 # Elements of one (BLOCK_T, BLOCK_K) row tile of the loss kernel: whole rows of K classes, with
 # many such float32 temporaries live (topk_mean.SELECT_TILE_ELEMS is the select kernel's, one
 # column block). 512 measured fastest on an H200 (fused fwd + bwd at B,T,C+1 = 64,2048,201:
@@ -208,14 +211,15 @@ def _row_tile(
     b, tb, B, T, K, k, alpha, inv_B, g_mil, g_cll, g_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, SHIFTED: tl.constexpr, LOSS: tl.constexpr, GRAD: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, CLL_NORM: tl.constexpr, SHIFTED: tl.constexpr,
+    LOSS: tl.constexpr, GRAD: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """Rows [tb * BLOCK_T, +BLOCK_T) of video b: with LOSS, store part[b, tb, :] = (L_MIL (first
     tile only), L_CLL, L_SCL) contributions / B; with GRAD, store dS, dA of the tile for the
     upstream gradients g_mil, g_cll, g_scl (float32 scalars, already divided by B). The term
     helpers return both; the compiler drops what a MODE does not store."""
     inv_K = 1.0 / K
+    n_cll = inv_K if CLL_NORM == CLL_PAPER else 1.0
     cols = tl.arange(0, BLOCK_K)
     cmask = cols < K
     is_bg = cols == K - 1
@@ -236,10 +240,10 @@ def _row_tile(
     if LOSS:
         out = part_ptr + (b * tl.cdiv(T, BLOCK_T) + tb) * 3
         tl.store(out, tl.where(tb == 0, mil, 0.0) * inv_B)
-        tl.store(out + 1, tl.sum(tl.where(rmask, cll_rows * inv_K, 0.0), axis=0) / T * inv_B)
+        tl.store(out + 1, tl.sum(tl.where(rmask, cll_rows * n_cll, 0.0), axis=0) / T * inv_B)
         tl.store(out + 2, tl.sum(tl.where(rmask, scl_rows, 0.0), axis=0) * inv_B)
     if GRAD:
-        dS += (g_cll * inv_K / T) * d_cll
+        dS += (g_cll * n_cll / T) * d_cll
         dS += dS_scl
         tl.store(dS_ptr + b * stride_db + rows[:, None] * stride_dt + cols[None, :] * stride_dk,
                  dS.to(dS_ptr.dtype.element_ty), mask=mask)
@@ -267,8 +271,8 @@ def _himnet_loss_kernel(
     B, T, K, k, alpha, inv_B, w_mil, w_cll, w_scl,
     stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
     stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, SHIFTED: tl.constexpr, MODE: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
+    VARIANT: tl.constexpr, MIL_NORM: tl.constexpr, CLL_NORM: tl.constexpr, SHIFTED: tl.constexpr,
+    MODE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One (BLOCK_T, K) row tile of video b in one MODE (module docstring); grid (cdiv(T, BLOCK_T), B).
     w_*: the announced weights, g_*_ptr: the upstream gradients; gamma, thr, w_eq from topk_select."""
@@ -298,7 +302,7 @@ def _himnet_loss_kernel(
                   b, tb, B, T, K, k, alpha, inv_B, g_mil * inv_B, g_cll * inv_B, g_scl * inv_B,
                   stride_sb, stride_st, stride_sk, stride_ab, stride_at, stride_yb, stride_yc,
                   stride_db, stride_dt, stride_dk, stride_gb, stride_gt,
-                  VARIANT, MIL_NORM, SHIFTED, MODE <= FORWARD_GRAD, MODE >= FORWARD_GRAD, BLOCK_T, BLOCK_K)
+                  VARIANT, MIL_NORM, CLL_NORM, SHIFTED, MODE <= FORWARD_GRAD, MODE >= FORWARD_GRAD, BLOCK_T, BLOCK_K)
 
 
 def loss_config(T: int, K: int) -> tuple[int, int, int]:
@@ -310,9 +314,9 @@ def loss_config(T: int, K: int) -> tuple[int, int, int]:
 
 
 def _launch(mode, S, A, labels, params, stats, part=None, dSA=None, weights=None, grads=None):
-    """Run ``_himnet_loss_kernel`` in one MODE; params = (k, alpha, variant, mil_norm, suppression);
-    unused pointers get a stand-in, unused weights 0."""
-    k, alpha, variant, mil_norm, suppression = params
+    """Run ``_himnet_loss_kernel`` in one MODE; params = (k, alpha, variant, mil_norm, suppression,
+    cll_norm); unused pointers get a stand-in, unused weights 0."""
+    k, alpha, variant, mil_norm, suppression, cll_norm = params
     B, T, K = S.shape
     gamma, thr, w_eq = stats
     block_t, block_k, warps = loss_config(T, K)
@@ -325,6 +329,7 @@ def _launch(mode, S, A, labels, params, stats, part=None, dSA=None, weights=None
         B, T, K, k, float(alpha), 1.0 / B, *(float(w) for w in weights or (0.0, 0.0, 0.0)),
         *S.stride(), *A.stride(), *labels.stride(), *d_strides,
         VARIANT=VARIANT_CODES[variant].value, MIL_NORM=MIL_NORM_CODES[mil_norm].value,
+        CLL_NORM=CLL_NORM_CODES[cll_norm].value,
         SHIFTED=suppression == "shifted", MODE=mode.value, BLOCK_T=block_t, BLOCK_K=block_k, num_warps=warps,
     )
 
@@ -350,16 +355,16 @@ def himnet_loss_backward(S, A, labels, params, stats, grads, precomputed=None, g
 
 
 class HiMNetLossFunction(torch.autograd.Function):
-    """(S (B, T, K), A (B, T), labels (B, C), k, alpha, variant, grad_weights, mil_norm, suppression)
-    -> (L_MIL, L_CLL, L_SCL), 0-D float32 tensors, means over videos. Saves S, A, labels and the
+    """(S (B, T, K), A (B, T), labels (B, C), k, alpha, variant, grad_weights, mil_norm, suppression,
+    cll_norm) -> (L_MIL, L_CLL, L_SCL), 0-D float32 tensors, means over videos. Saves S, A, labels and the
     (2, B, K) top-k statistics; with grad_weights (the loss is the last node of the graph) also the
     (dS, dA) of the forward, from the forward to the first backward (module docstring: MODE).
     """
 
     @staticmethod
     def forward(ctx, S, A, labels, k: int, alpha: float, variant: str, grad_weights=None, mil_norm: str = "paper",
-                suppression: str = "product"):
-        ctx.params = (k, alpha, variant, mil_norm, suppression)
+                suppression: str = "product", cll_norm: str = "paper"):
+        ctx.params = (k, alpha, variant, mil_norm, suppression, cll_norm)
         ctx.grad_weights = grad_weights if any(ctx.needs_input_grad[:2]) else None
         terms, stats, ctx.precomputed = himnet_loss_forward(S, A, labels, ctx.params, ctx.grad_weights)
         ctx.save_for_backward(S, A, labels, *stats)
@@ -372,11 +377,11 @@ class HiMNetLossFunction(torch.autograd.Function):
         precomputed, ctx.precomputed = ctx.precomputed, None
         dS, dA = himnet_loss_backward(S, A, labels, ctx.params, stats, (g_mil, g_cll, g_scl), precomputed,
                                       ctx.grad_weights)
-        return dS, dA, None, None, None, None, None, None, None
+        return dS, dA, None, None, None, None, None, None, None, None
 
 
 def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "self", grad_weights=None,
-                  mil_norm: str = "paper", suppression: str = "product"):
+                  mil_norm: str = "paper", suppression: str = "product", cll_norm: str = "paper"):
     """Fused (L_MIL, L_CLL, L_SCL) of a batch: S (B, T, K), A (B, T), labels (B, C), 1 <= k <= T.
 
     grad_weights: None, or the weights (w_mil, w_cll, w_scl) the caller will give the terms in
@@ -388,4 +393,5 @@ def himnet_losses(S, A, labels, k: int, alpha: float = 4.0, scl_variant: str = "
         labels = labels.to(torch.float32)
     if grad_weights is not None:
         grad_weights = tuple(float(w) for w in grad_weights)
-    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm, suppression)
+    return HiMNetLossFunction.apply(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm, suppression,
+                                    cll_norm)

@@ -25,7 +25,8 @@ DEFAULT = LossConfig()  # the recipe's readings of the loss (mil_norm, suppressi
 
 
 def reference_terms(A, S, X, labels, k, alpha=4.0, variant="self"):
-    terms = R.himnet_losses_reference(S, A, labels, k, alpha, variant, DEFAULT.mil_norm, DEFAULT.suppression)
+    terms = R.himnet_losses_reference(S, A, labels, k, alpha, variant, DEFAULT.mil_norm, DEFAULT.suppression,
+                                      DEFAULT.cll_norm)
     return {"mil": terms.mil, "cll": terms.cll, "scl": terms.scl,
             "vcl": R.vcl_loss(S, A, X, labels, suppression=DEFAULT.suppression, grad=DEFAULT.vcl_grad)}
 
@@ -37,6 +38,7 @@ def test_default_config_matches_the_paper():
     assert cfg.scl_variant == "self" and cfg.backend == "auto"
     assert (cfg.mil_norm, cfg.suppression) == ("base", "shifted")  # CO2-Net's, chosen by docs/RESULTS.md
     assert cfg.vcl_grad == "features"  # the paper's VCL on X_hat, chosen by docs/RESULTS.md section 10
+    assert cfg.cll_norm == "procl"  # the authors' ProCL code's CLL, chosen by docs/RESULTS.md section 16
 
 
 def test_criterion_combines_terms_as_eq11():
@@ -50,8 +52,8 @@ def test_criterion_combines_terms_as_eq11():
     assert ref["vcl"].item() > 0 and ref["scl"].item() > 0  # every term contributes
     torch.testing.assert_close(out["total"], ref["mil"] + ref["cll"] + 2.0 * ref["vcl"] + 0.5 * ref["scl"])
     torch.testing.assert_close(out["total"], R.total_loss(S, A, X, labels, 2, 2.0, 0.5, mil_norm=DEFAULT.mil_norm,
-                                                          suppression=DEFAULT.suppression,
-                                                          vcl_grad=DEFAULT.vcl_grad)["total"])
+                                                          suppression=DEFAULT.suppression, vcl_grad=DEFAULT.vcl_grad,
+                                                          cll_norm=DEFAULT.cll_norm)["total"])
 
 
 def test_cll_weight_scales_cll_in_the_total():
@@ -61,6 +63,24 @@ def test_cll_weight_scales_cll_in_the_total():
     assert ref["cll"].item() > 0
     torch.testing.assert_close(out["cll"], ref["cll"])  # the term is reported unweighted
     torch.testing.assert_close(out["total"], ref["mil"] + 3.0 * ref["cll"] + ref["vcl"] + 0.01 * ref["scl"])
+
+
+def test_procl_cll_norm_repeats_the_paper_norm_at_weight_k_bit_for_bit():
+    """docs/RESULTS.md section 16 counts the --cll-weight 21 runs of sections 13-15 as runs of
+    cll_norm="procl": the reference total and its gradients must be the same bits."""
+    A, S, X, labels = batch()
+    K = S.shape[-1]
+    results = []
+    for cfg in (LossConfig(cll_norm="procl", backend="reference"),
+                LossConfig(cll_norm="paper", cll_weight=float(K), backend="reference")):
+        S_, A_, X_ = (t.detach().clone().requires_grad_() for t in (S, A, X))
+        out = HiMNetCriterion(cfg)(A_, S_, X_, labels, 2)
+        out["total"].backward()
+        results.append((out["total"], S_.grad, A_.grad, X_.grad, out["cll"]))
+    procl, paper = results
+    for a, b in zip(procl[:4], paper[:4]):
+        assert torch.equal(a, b)
+    assert procl[4].item() == (K * paper[4]).item() > 0  # the term is reported in its own reading
 
 
 @pytest.mark.parametrize("disabled", ["mil", "cll", "vcl", "scl"])

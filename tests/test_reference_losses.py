@@ -167,6 +167,22 @@ def test_cll_loss_background_only_video():
     close(R.cll_loss(S, t64([[1.0, 0.0], [0.0, 0.0]])), (first + second) / 2)
 
 
+def test_cll_loss_procl_sums_over_the_classes():
+    # ProCL's negative_loss: mean over t of sum_c -(1 - y_bar_c) log(1 - b_ct), no 1/(C+1).
+    # Labels [0, 0]: 1 - Y_bar = [1, 1, 0], so classes 0 and 1 of every snippet count.
+    expected = 0.0
+    for row in S_MIL:
+        b = softmax(row)
+        expected += (-math.log(1 - b[0]) - math.log(1 - b[1])) / len(S_MIL)
+    S, labels = t64([S_MIL]), t64([[0.0, 0.0]])
+    close(R.cll_loss(S, labels, norm="procl"), expected)
+    # K = 3 times the paper's value, bit for bit (what lets a procl run repeat --cll-weight K).
+    assert R.cll_loss(S, labels, norm="procl").item() == (3 * R.cll_loss(S, labels)).item()
+    close(R.himnet_losses_reference(S, t64([A_MIL]), labels, 2, cll_norm="procl").cll, expected)
+    with pytest.raises(ValueError, match="cll_norm"):
+        R.cll_loss(S, labels, norm="sum")
+
+
 def test_cll_loss_stays_finite_where_a_probability_rounds_to_one():
     # b_0 = 1/(1 + 2 e^-100) is 1.0 in float64; 1 - b_0 = 2e^-100 / (1 + 2e^-100)
     S = t64([[[100.0, 0.0, 0.0]]]).requires_grad_()

@@ -34,7 +34,7 @@ def make_inputs(B, T, K, device, dtype=torch.float32, logit_scale=2.0, seed=0):
 
 
 def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-4, ref_dtype=None, mil_norm="paper",
-            suppression="product", backend="triton"):
+            suppression="product", backend="triton", cll_norm="paper"):
     """Fused vs reference: the three terms, then dS and dA for random upstream weights.
 
     ref_dtype: run the reference on inputs cast to this dtype (e.g. float32 for half inputs).
@@ -46,7 +46,8 @@ def compare(S, A, labels, k, alpha=4.0, variant="self", rtol=1e-5, grad_rtol=1e-
     A_r = A.detach().to(ref_dtype).requires_grad_()
     S_f = S.detach().clone().requires_grad_()
     A_f = A.detach().clone().requires_grad_()
-    options = {"alpha": alpha, "scl_variant": variant, "mil_norm": mil_norm, "suppression": suppression}
+    options = {"alpha": alpha, "scl_variant": variant, "mil_norm": mil_norm, "suppression": suppression,
+               "cll_norm": cll_norm}
     expected = R.himnet_losses_reference(S_r, A_r, labels, k, **options)
     actual = ops.himnet_losses(S_f, A_f, labels, k, backend=backend, **options)
     assert isinstance(actual, R.HiMNetLossTerms)
@@ -94,6 +95,16 @@ def test_fused_losses_shifted_suppression(device, B, T, K, k, mil_norm):
     reference, with either MIL normalisation."""
     S, A, labels = make_inputs(B, T, K, device, seed=B * 17 + T * 3 + K)
     compare(S, A, labels, k, mil_norm=mil_norm, suppression="shifted")
+
+
+@pytest.mark.parametrize("B,T,K,k,mil_norm,suppression", [(1, 1, 2, 1, "paper", "product"), (3, 7, 21, 1, "base", "shifted"),
+                                                          (2, 60, 201, 8, "base", "shifted"), (4, 137, 2, 137, "paper", "shifted"),
+                                                          (5, 33, 17, 4, "base", "product")])
+def test_fused_losses_procl_cll_norm(device, B, T, K, k, mil_norm, suppression):
+    """ProCL's CLL, the sum over the classes (cll_norm="procl"): values and gradients as the
+    reference, with either MIL normalisation and suppression."""
+    S, A, labels = make_inputs(B, T, K, device, seed=B * 23 + T * 5 + K)
+    compare(S, A, labels, k, mil_norm=mil_norm, suppression=suppression, cll_norm="procl")
 
 
 def test_fused_losses_shifted_suppression_tied_minimum(device):
@@ -185,6 +196,7 @@ def _valid():
         ({"alpha": -1.0}, "alpha"),
         ({"scl_variant": "both"}, "scl_variant"),
         ({"mil_norm": "co2"}, "mil_norm"),
+        ({"cll_norm": "sum"}, "cll_norm"),
         ({"suppression": "min"}, "suppression"),
     ],
 )
@@ -412,13 +424,13 @@ def extreme_inputs(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(inputs=extreme_inputs(), suppression=st.sampled_from(R.SUPPRESSIONS), mil_norm=st.sampled_from(R.MIL_NORMS),
-       variant=st.sampled_from(R.SCL_VARIANTS))
-def test_extreme_finite_inputs_never_give_nan(inputs, suppression, mil_norm, variant):
+       variant=st.sampled_from(R.SCL_VARIANTS), cll_norm=st.sampled_from(R.CLL_NORMS))
+def test_extreme_finite_inputs_never_give_nan(inputs, suppression, mil_norm, variant, cll_norm):
     """Property: for any finite float32 S and A, both backends return finite values with finite
     gradients or raise a ValueError, never NaN or inf: ``topk_mean`` is always finite,
     ``himnet_losses`` raises exactly when |S| > 1e15 or A is outside [0, 1]."""
     S, A, labels, k = (x.to(KERNEL_DEVICE) if torch.is_tensor(x) else x for x in inputs)
-    options = {"suppression": suppression, "mil_norm": mil_norm, "scl_variant": variant}
+    options = {"suppression": suppression, "mil_norm": mil_norm, "scl_variant": variant, "cll_norm": cll_norm}
     valid = bool((S.abs() <= BOUND).all() and ((A >= 0) & (A <= 1)).all())
     for backend in ("reference", "triton"):
         outcome = _finite_or_value_error(lambda S, A: ops.himnet_losses(S, A, labels, k, backend=backend, **options),

@@ -113,6 +113,7 @@ def himnet_losses(
     grad_weights: tuple[float, float, float] | None = None,
     mil_norm: str = "paper",
     suppression: str = "product",
+    cll_norm: str = "paper",
 ) -> reference.HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10) of one batch, each the mean over videos.
 
@@ -136,6 +137,8 @@ def himnet_losses(
             cross-entropy), as ``reference.mil_loss``.
         suppression: S_hat of L_MIL, "product" (S * A) or "shifted" (CO2-Net's
             A * (S - min over classes) + min), as ``reference.suppress``.
+        cll_norm: "paper" (Eq. 5's 1/(C+1) in Eq. 6) or "procl" (the authors' ProCL code: the
+            sum over the classes, C+1 times the paper's value), as ``reference.cll_loss``.
 
     Returns:
         HiMNetLossTerms(mil, cll, scl) of 0-D tensors: float32 (float64 from the reference for
@@ -152,6 +155,7 @@ def himnet_losses(
     validation.check_choice("scl_variant", scl_variant, reference.SCL_VARIANTS)
     validation.check_choice("mil_norm", mil_norm, reference.MIL_NORMS)
     validation.check_choice("suppression", suppression, reference.SUPPRESSIONS)
+    validation.check_choice("cll_norm", cll_norm, reference.CLL_NORMS)
     if grad_weights is not None:
         if not isinstance(grad_weights, (tuple, list)) or len(grad_weights) != 3:
             raise ValueError(f"grad_weights: expected None or 3 numbers (w_mil, w_cll, w_scl), got {grad_weights!r}")
@@ -163,8 +167,9 @@ def himnet_losses(
         validation.check_labels("labels", labels)
     if _choose("himnet_losses", backend, S, MAX_FUSED_CLASSES) == "reference":
         return reference.himnet_losses_reference(upcast(S), upcast(A), labels, k, alpha=alpha,
-                                                 scl_variant=scl_variant, mil_norm=mil_norm, suppression=suppression)
+                                                 scl_variant=scl_variant, mil_norm=mil_norm, suppression=suppression,
+                                                 cll_norm=cll_norm)
     from himnet_fast.kernels.himnet_loss import himnet_losses as fused_losses
 
     return reference.HiMNetLossTerms(*fused_losses(S, A, labels, k, alpha, scl_variant, grad_weights, mil_norm,
-                                                     suppression))
+                                                     suppression, cll_norm))

@@ -161,6 +161,7 @@ def cce(Y: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
 
 
 MIL_NORMS = ("paper", "base")
+CLL_NORMS = ("paper", "procl")
 CO2NET_LABEL_EPS = 1e-4  # CO2-Net's topkloss divides the labels by (their sum + 1e-4)
 
 
@@ -237,18 +238,25 @@ def _log1m_softmax(S: torch.Tensor) -> torch.Tensor:
     return torch.where(top, at_top.expand_as(S), elsewhere)
 
 
-def cll_loss(S: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Eq. 6: L_CLL = (1/T) sum_t L_CCE(1 - Y_bar | 1 - b_t), mean over videos.
+def cll_loss(S: torch.Tensor, labels: torch.Tensor, norm: str = "paper") -> torch.Tensor:
+    """Eq. 6: L_CLL = (1/T) sum_t L_CCE(1 - Y_bar | 1 - b_t), mean over videos, in one of two readings:
 
-    That is mean over t of (1/K) sum_c -(1 - y_bar_c) log(1 - b_{c,t}), with b from Eq. 3 and
-    Y_bar = [labels, 1] (so the background term is always 0).
+    "paper": Eq. 5 as written, mean over t of (1/K) sum_c -(1 - y_bar_c) log(1 - b_{c,t}).
+    "procl": the authors' sibling code, ProCL (Du, Feng et al., arXiv 2206.11011; six of HiM-Net's
+             eight authors, CO2-Net's code base), whose ``negative_loss`` (its "CLL") sums over the
+             classes: mean over t of sum_c -(1 - y_bar_c) log(1 - b_{c,t}), K times the paper's.
+    b from Eq. 3, Y_bar = [labels, 1] (so the background term is always 0).
     S: (B, T, K), labels: (B, C) -> 0-D tensor.
     """
+    check_choice("cll_norm", norm, CLL_NORMS)
     B, _, K = _check_cas(S)
     _check_video_labels(labels, B, K)
     complement = 1.0 - _append_background(labels, 1.0, S)  # (B, K)
     per_snippet = _cce_log(complement.unsqueeze(1), _log1m_softmax(S))  # (B, T)
-    return per_snippet.mean(dim=1).mean()
+    cll = per_snippet.mean(dim=1).mean()
+    # ProCL's sum is taken as K times the paper's mean, so that a "procl" run repeats a "paper" run
+    # at --cll-weight K bit for bit (docs/RESULTS.md section 16 reuses sections 13-15 that way).
+    return cll * K if norm == "procl" else cll
 
 
 # --------------------------------------------------------------------------- Eq. 7-8
@@ -501,15 +509,17 @@ def himnet_losses_reference(
     scl_variant: str = "self",
     mil_norm: str = "paper",
     suppression: str = "product",
+    cll_norm: str = "paper",
 ) -> HiMNetLossTerms:
     """L_MIL (Eq. 4), L_CLL (Eq. 6) and L_SCL (Eq. 10): the terms the fused kernel computes.
 
-    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]; mil_norm, suppression as ``mil_loss``
-    -> HiMNetLossTerms(mil, cll, scl), each a 0-D tensor, mean over videos.
+    S: (B, T, K), A: (B, T) in [0, 1], labels: (B, C), k in [1, T]; mil_norm, suppression as
+    ``mil_loss``, cll_norm as ``cll_loss`` -> HiMNetLossTerms(mil, cll, scl), each a 0-D tensor,
+    mean over videos.
     """
     return HiMNetLossTerms(
         mil=mil_loss(S, A, labels, k, mil_norm, suppression),
-        cll=cll_loss(S, labels),
+        cll=cll_loss(S, labels, cll_norm),
         scl=scl_loss(S, A, alpha, scl_variant),
     )
 
@@ -529,6 +539,7 @@ def total_loss(
     mil_norm: str = "paper",
     suppression: str = "product",
     vcl_grad: str = "base",
+    cll_norm: str = "paper",
 ) -> dict[str, torch.Tensor]:
     """Eq. 11: L = L_MIL + L_CLL + lambda1 L_VCL + lambda2 L_SCL.
 
@@ -537,7 +548,7 @@ def total_loss(
     """
     check_number("lambda1", lambda1)
     check_number("lambda2", lambda2)
-    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm, suppression)
+    terms = himnet_losses_reference(S, A, labels, k, alpha, scl_variant, mil_norm, suppression, cll_norm)
     vcl = vcl_loss(S, A, X_hat, labels, delta, num_pairs, suppression, vcl_grad)
     total = terms.mil + terms.cll + lambda1 * vcl + lambda2 * terms.scl
     return {"mil": terms.mil, "cll": terms.cll, "vcl": vcl, "scl": terms.scl, "total": total}
