@@ -25,7 +25,9 @@ options: the row's flags (in a canonical order), ``--iters`` and the options aft
 with the same options share one run wherever they appear (Full is table3's row 4, table4's first
 row, alpha = 4, the default, and kde's "with SCL"), so ``all`` trains each distinct run once.
 A run whose folder already holds ``metrics.json`` is not run again (nor is a cached U computed
-again), so an interrupted command resumes where it stopped. ``--rows`` keeps only the named
+again), so an interrupted command resumes where it stopped; but if its recorded config differs
+from what its options give today (a default changed since), the command stops and names the
+setting instead of mixing that run into a table (``check_finished_runs``). ``--rows`` keeps only the named
 rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
 
 - ``runs/<flags>-<hash>/``: one folder per distinct options (``<flags>`` the row's flags as a

@@ -46,10 +46,11 @@ def test_every_field_is_overridable_from_the_command_line():
     cfg = parse_config(["--preset", "thumos14", "--iters", "7", "--lr", "0.5", "--seed", "3", "--no-cll",
                            "--scl-variant", "target", "--hidden-dim", "16", "--data-root", "/x", "--out", "o",
                            "--max-per-video", "none", "--nms", "hard", "--no-progress", "--mil-norm", "base",
-                           "--suppression", "shifted", "--vcl-grad", "features"]).cfg
+                           "--suppression", "shifted", "--vcl-grad", "features", "--cll-norm", "paper"]).cfg
     assert (cfg.optim.iters, cfg.optim.lr, cfg.seed) == (7, 0.5, 3)
     assert cfg.loss.use_cll is False and cfg.loss.use_mil is True and cfg.loss.scl_variant == "target"
     assert cfg.loss.mil_norm == "base" and cfg.loss.suppression == "shifted" and cfg.loss.vcl_grad == "features"
+    assert cfg.loss.cll_norm == "paper"
     assert (cfg.model.hidden_dim, cfg.data.data_root, cfg.out_dir) == (16, "/x", "o")
     assert cfg.detect.max_per_video is None and cfg.detect.nms == "hard" and cfg.schedule.progress is False
     # Untouched fields keep the preset's values.
@@ -228,3 +229,12 @@ def test_a_config_saved_before_vcl_grad_resumes_with_the_base_reading():
     assert d["loss"].pop("vcl_grad") == "features"
     assert RunConfig.from_dict(d).loss.vcl_grad == "base"
     assert RunConfig.from_dict(preset("synthetic").to_dict()).loss.vcl_grad == "features"
+
+
+def test_a_config_saved_before_cll_norm_resumes_with_the_paper_reading():
+    # Checkpoints (and metrics.json configs) written before the option computed Eq. 6 with
+    # Eq. 5's 1/(C+1) ("paper"); the new default ("procl") must not change them on --resume.
+    d = preset("synthetic").to_dict()
+    assert d["loss"].pop("cll_norm") == "procl"
+    assert RunConfig.from_dict(d).loss.cll_norm == "paper"
+    assert RunConfig.from_dict(preset("synthetic").to_dict()).loss.cll_norm == "procl"
