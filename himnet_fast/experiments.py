@@ -56,6 +56,7 @@ rows (of every experiment that has them, with ``all``). Outputs in ``--out``:
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -198,20 +199,30 @@ def execute(run: Run) -> Optional[str]:
     return f"exit status {done.returncode}: " + " | ".join(tail)
 
 
+@functools.lru_cache(maxsize=None)
+def resolved_config(options: tuple) -> Optional[RunConfig]:
+    """The config a run's options give today (the seeds of a row share it, so each distinct
+    options is parsed once; callers only read it), or None where they do not parse."""
+    from himnet_fast.train import parse_config
+
+    try:
+        return parse_config(list(options)).cfg
+    except (SystemExit, ValueError):
+        return None
+
+
 def synthetic_sets(runs: Sequence[Run]) -> None:
     """Generate, here and once, each synthetic set that ``runs`` read and the cache lacks, so
     that no two training processes generate the same set. Options that do not parse are skipped:
     their runs' own processes report the error."""
     from himnet_fast.run_data import ensure_synthetic
-    from himnet_fast.train import parse_config
 
     def log(message: str) -> None:
         tqdm.write(f"experiments: {message}", file=sys.stderr)
 
-    for options in dict.fromkeys(run.options for run in runs):  # the seeds of a row share their options
-        try:
-            cfg = parse_config(list(options)).cfg
-        except (SystemExit, ValueError):
+    for options in dict.fromkeys(run.options for run in runs):
+        cfg = resolved_config(options)
+        if cfg is None:
             continue
         if cfg.data.data_root is None:
             ensure_synthetic(cfg.data, log=log)  # returns at once when the set is cached
@@ -226,13 +237,14 @@ def changed_settings(run: Run) -> List[str]:
     """The settings in which a finished run's recorded config (its metrics.json, read as a resumed
     checkpoint would be: fields added since take their old behaviour) differs from what its
     options give today, as "section.field: then -> now"; empty when it would train the same."""
-    from himnet_fast.train import parse_config
-
     recorded = json.loads(run.metrics_path.read_text()).get("config")
     if recorded is None:  # written before metrics.json recorded its config: nothing to compare
         return []
+    current = resolved_config(run.options)
+    if current is None:
+        return ["its options no longer parse"]
     then = RunConfig.from_dict(recorded).to_dict()
-    now = parse_config(list(run.options)).cfg.to_dict()
+    now = current.to_dict()
     return [f"{section}.{key}: {then[section][key]!r} -> {value!r}"
             for section in RESULT_SECTIONS for key, value in now[section].items() if then[section][key] != value]
 
